@@ -1,0 +1,463 @@
+"""Raw dump -> RecBole atomic files, in two streaming passes over the reviews.
+
+Pass 1 parses every review line, applies the rating and date filters, and keeps only integer codes
+(user, item), rating, time and the line's position. Duplicates are dropped (per user and item the
+earliest review wins; ties go to the earlier file and line) and the k-core is iterated to its fixed
+point. Pass 2 re-reads only the surviving lines for their review text, spilling it to a temp file so
+memory stays bounded by the ID arrays. The metadata files are then streamed for the surviving items.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recbole_hnlm.data.datasets import get_spec
+from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
+
+from .atomic import atomic_text_file, fmt_number, header, writer
+from .kcore import kcore_mask
+from .readers import (
+    BAD_VALUE,
+    MISSING_FIELD,
+    SOURCE_FORMATS,
+    LineReader,
+    _key,
+    _number,
+    clean_text,
+    date_to_seconds,
+)
+
+INTER_COLUMNS = [
+    ("user_id", "token"),
+    ("item_id", "token"),
+    ("rating", "float"),
+    ("timestamp", "float"),
+    ("review", "token"),
+]
+SPLIT_NAMES = ("train", "valid", "test")
+SPLIT_RATIOS = (0.8, 0.1, 0.1)
+CARD_VERSION = 1
+
+
+@dataclass
+class PrepareConfig:
+    """What to prepare and how; ``None`` filters are off. Dates are UTC, the window is ``[start, end)``."""
+
+    name: str
+    source: str
+    min_rating: float | None = None
+    start: str | None = None
+    end: str | None = None
+    k_core: int = 0
+    split_files: bool = False
+    seed: int = 2020
+    strict: bool = False
+
+    @classmethod
+    def for_dataset(cls, name: str, source: str | None = None, **overrides: Any) -> PrepareConfig:
+        """The registry's defaults for ``name`` (see ``datasets.py``), with ``overrides`` on top."""
+        spec = get_spec(name)
+        base: dict[str, Any] = {"name": name, "source": source}
+        if spec is not None and spec.source is not None:
+            base.update(
+                source=source or spec.source,
+                min_rating=spec.min_rating,
+                start=spec.start,
+                end=spec.end,
+                k_core=spec.k_core,
+                split_files=spec.split_files,
+            )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        if not base.get("source"):
+            raise ValueError(f"no raw source known for dataset '{name}': pass --source")
+        return cls(**base)
+
+    def filters(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("strict")
+        return out
+
+
+@dataclass
+class _Rows:
+    user: array = field(default_factory=lambda: array("q"))
+    item: array = field(default_factory=lambda: array("q"))
+    rating: array = field(default_factory=lambda: array("d"))
+    time: array = field(default_factory=lambda: array("d"))
+    file: array = field(default_factory=lambda: array("q"))
+    line: array = field(default_factory=lambda: array("q"))
+
+
+def classify_raw(paths: list[Path], source: str) -> tuple[list[Path], list[Path]]:
+    """Split ``--raw`` paths into review files and metadata files by name."""
+    reviews: list[Path] = []
+    meta: list[Path] = []
+    for path in paths:
+        low = path.name.lower()
+        if source == "yelp":
+            if "business" in low:
+                meta.append(path)
+            elif "review" in low:
+                reviews.append(path)
+            else:
+                raise ValueError(
+                    f"cannot tell what {path.name} holds: Yelp files must be named like "
+                    "yelp_academic_dataset_review.json or yelp_academic_dataset_business.json"
+                )
+        elif low.startswith("meta"):
+            meta.append(path)
+        else:
+            reviews.append(path)
+    if not reviews:
+        raise ValueError("no review file among --raw (metadata files are named meta_*/ *business*)")
+    return reviews, meta
+
+
+def _field(rec: dict, name: str) -> Any:
+    value = rec[name]
+    if value is None:
+        raise KeyError(name)
+    return value
+
+
+def _ranks(names: list[str]) -> np.ndarray:
+    """rank[code] = position of names[code] in sorted order."""
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(names), dtype=np.int64)
+    return rank
+
+
+def _progress(total: int | None, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=desc, unit=" lines", disable=None, file=sys.stderr, mininterval=1.0)
+
+
+def _split_labels(users_sorted: np.ndarray, seed: int) -> np.ndarray:
+    """0/1/2 (train/valid/test) per row: a seeded shuffle within each user, then RecBole's 8:1:1 sizes."""
+    n = users_sorted.shape[0]
+    labels = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        return labels
+    rng = np.random.RandomState(seed)
+    keys = rng.random_sample(n)
+    order = np.lexsort((keys, users_sorted))
+    starts = np.flatnonzero(np.r_[True, users_sorted[order][1:] != users_sorted[order][:-1]])
+    counts = np.diff(np.r_[starts, n])
+    cnt = [np.floor(r * counts).astype(np.int64) for r in SPLIT_RATIOS]
+    cnt[0] = counts - cnt[1] - cnt[2]
+    for j in (2, 1):  # RecBole's _calcu_split_ids: give a tiny part one row while train keeps > 1
+        frac = SPLIT_RATIOS[j] * counts
+        bump = (cnt[0] > 1) & (frac > 0) & (frac < 1)
+        cnt[j] = cnt[j] + bump
+        cnt[0] = cnt[0] - bump
+    pos = np.arange(n) - np.repeat(starts, counts)
+    tr = np.repeat(cnt[0], counts)
+    va = np.repeat(cnt[1], counts)
+    lab = np.where(pos < tr, 0, np.where(pos < tr + va, 1, 2)).astype(np.int8)
+    labels[order] = lab
+    return labels
+
+
+def prepare_dataset(
+    raw: list[str | os.PathLike], out: str | os.PathLike, config: PrepareConfig, verbose: bool = True
+) -> dict[str, Any]:
+    """Prepare ``<out>/<name>/`` from raw files; returns the dataset card (also saved beside the files)."""
+    source = SOURCE_FORMATS.get(config.source)
+    if source is None:
+        raise ValueError(f"unknown source '{config.source}'; expected one of {sorted(SOURCE_FORMATS)}")
+    paths = [Path(p) for p in raw]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"raw file not found: {p}")
+    review_paths, meta_paths = classify_raw(paths, config.source)
+    if len({p.name for p in paths}) != len(paths):
+        raise ValueError("two --raw files share a name; the card identifies inputs by file name")
+    folder = Path(out) / config.name
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    start = date_to_seconds(config.start) if config.start else -np.inf
+    end = date_to_seconds(config.end) if config.end else np.inf
+    uf, itf, rf, tf = source.review_fields
+    users: dict[str, int] = {}
+    items: dict[str, int] = {}
+    rows = _Rows()
+    skips: dict[str, Counter[str]] = {}
+    inputs: list[dict[str, str]] = []
+    n_valid = n_rating = 0
+    bar = _progress(None, "prepare: reviews") if verbose else None
+
+    # ---- pass 1: IDs, ratings, times, line positions
+    for fidx, path in enumerate(review_paths):
+        reader = LineReader(path, source, config.strict, digest=True)
+        skips[path.name] = reader.skips
+        for line_no, rec in reader.records():
+            if bar is not None and not line_no & 0xFFFF:
+                bar.update(0x10000)
+            try:
+                uid = _key(_field(rec, uf))
+                iid = _key(_field(rec, itf))
+                rating = _number(_field(rec, rf))
+                ts = source.time_of(_field(rec, tf))
+            except KeyError as exc:
+                reader.fail(line_no, MISSING_FIELD, f"no field {exc}")
+                continue
+            except (ValueError, TypeError, OverflowError) as exc:
+                reader.fail(line_no, BAD_VALUE, str(exc))
+                continue
+            n_valid += 1
+            if config.min_rating is not None and rating < config.min_rating:
+                reader.skips["below_min_rating"] += 1
+                continue
+            n_rating += 1
+            if not start <= ts < end:
+                reader.skips["out_of_window"] += 1
+                continue
+            u = users.get(uid)
+            if u is None:
+                u = users[uid] = len(users)
+            i = items.get(iid)
+            if i is None:
+                i = items[iid] = len(items)
+            rows.user.append(u)
+            rows.item.append(i)
+            rows.rating.append(rating)
+            rows.time.append(ts)
+            rows.file.append(fidx)
+            rows.line.append(line_no)
+        inputs.append({"role": "reviews", "file": path.name, "sha256": reader.sha256})
+    if bar is not None:
+        bar.close()
+
+    u = np.frombuffer(rows.user, dtype=np.int64)
+    it = np.frombuffer(rows.item, dtype=np.int64)
+    r = np.frombuffer(rows.rating, dtype=np.float64)
+    t = np.frombuffer(rows.time, dtype=np.float64)
+    f = np.frombuffer(rows.file, dtype=np.int64)
+    ln = np.frombuffer(rows.line, dtype=np.int64)
+    n_window = u.size
+
+    def sizes(mask_u: np.ndarray, mask_i: np.ndarray, n: int) -> dict[str, int]:
+        return {
+            "interactions": int(n),
+            "users": int(np.unique(mask_u).size),
+            "items": int(np.unique(mask_i).size),
+        }
+
+    rating_step = f"rating >= {config.min_rating}" if config.min_rating is not None else "rating (no filter)"
+    steps: list[dict[str, Any]] = [
+        {"step": "valid reviews", "interactions": n_valid},
+        {"step": rating_step, "interactions": n_rating},
+        {"step": f"date in [{config.start}, {config.end})", **sizes(u, it, n_window)},
+    ]
+
+    # ---- dedupe: per (user, item) keep the earliest review (ties: earlier file, then line)
+    order = np.lexsort((ln, f, t, it, u))
+    first = np.ones(order.size, dtype=bool)
+    if order.size:
+        first[1:] = (u[order][1:] != u[order][:-1]) | (it[order][1:] != it[order][:-1])
+    keep = np.sort(order[first])
+    duplicates = int(n_window - keep.size)
+    u, it, r, t, f, ln = u[keep], it[keep], r[keep], t[keep], f[keep], ln[keep]
+    steps.append({"step": "dedupe (user, item): earliest kept", **sizes(u, it, u.size)})
+
+    # ---- k-core to its fixed point
+    mask, passes = kcore_mask(u, it, config.k_core)
+    u, it, r, t, f, ln = u[mask], it[mask], r[mask], t[mask], f[mask], ln[mask]
+    steps.append({"step": f"{config.k_core}-core", "passes": passes, **sizes(u, it, u.size)})
+
+    # ---- deterministic order: user id, time, item id (string order of the raw ids)
+    user_names = list(users)
+    item_names = list(items)
+    urank, irank = _ranks(user_names), _ranks(item_names)
+    final = np.lexsort((irank[it], t, urank[u]))
+    u, it, r, t, f, ln = u[final], it[final], r[final], t[final], f[final], ln[final]
+    n = u.size
+
+    outputs: list[str] = []
+    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=folder) as scratch:
+        # ---- pass 2: review text of the surviving lines, spilled to disk in file/line order
+        spill_path = Path(scratch) / "reviews.bin"
+        offsets = np.zeros(n, dtype=np.int64)
+        lengths = np.zeros(n, dtype=np.int64)
+        with open(spill_path, "wb") as spill:
+            pos = 0
+            for fidx, path in enumerate(review_paths):
+                sel = np.flatnonzero(f == fidx)
+                if not sel.size:
+                    continue
+                sel = sel[np.argsort(ln[sel], kind="stable")]
+                wanted_lines = ln[sel].tolist()
+                reader = LineReader(path, source, strict=True)
+                got = 0
+                for k, (line_no, rec) in enumerate(reader.records(iter(wanted_lines))):
+                    if line_no != wanted_lines[k]:
+                        raise RuntimeError(f"{path.name} changed while it was being prepared")
+                    data = clean_text(rec.get(source.text_field)).encode("utf-8")
+                    offsets[sel[k]] = pos
+                    lengths[sel[k]] = len(data)
+                    spill.write(data)
+                    pos += len(data)
+                    got += 1
+                if got != len(wanted_lines):
+                    raise RuntimeError(f"{path.name} changed while it was being prepared")
+
+        # ---- .inter (full, with review text)
+        uname = np.asarray(user_names, dtype=object)
+        iname = np.asarray(item_names, dtype=object)
+        inter_path = folder / f"{config.name}.inter"
+        with open(spill_path, "rb") as spill, atomic_text_file(inter_path) as handle:
+            out = writer(handle)
+            out.writerow(header(INTER_COLUMNS))
+            for k in range(n):
+                spill.seek(offsets[k])
+                text = spill.read(lengths[k]).decode("utf-8")
+                out.writerow((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]), text))
+        outputs.append(inter_path.name)
+
+    # ---- benchmark split files (IDs, rating, time) when the dataset's yaml loads them
+    split_counts: dict[str, int] = {}
+    for part in SPLIT_NAMES:
+        stale = folder / f"{config.name}.{part}.inter"
+        if not config.split_files and stale.exists():
+            stale.unlink()
+    if config.split_files:
+        labels = _split_labels(urank[u], config.seed)
+        for j, part in enumerate(SPLIT_NAMES):
+            path = folder / f"{config.name}.{part}.inter"
+            sel = np.flatnonzero(labels == j)
+            with atomic_text_file(path) as handle:
+                out = writer(handle)
+                out.writerow(header(INTER_COLUMNS[:4]))
+                for k in sel:
+                    out.writerow((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k])))
+            split_counts[part] = int(sel.size)
+            outputs.append(path.name)
+
+    # ---- .item from the metadata, for the surviving items only
+    needed = {item_names[c] for c in np.unique(it).tolist()}
+    meta_rows: dict[str, tuple[str, ...]] = {}
+    meta_duplicates = 0
+    for path in meta_paths:
+        reader = LineReader(path, source, config.strict, digest=True)
+        skips[path.name] = reader.skips
+        for line_no, rec in reader.records():
+            key = rec.get(source.item_key)
+            if key is None:
+                reader.fail(line_no, MISSING_FIELD, f"no field '{source.item_key}'")
+                continue
+            try:
+                key = _key(key)
+            except ValueError as exc:
+                reader.fail(line_no, BAD_VALUE, str(exc))
+                continue
+            if key not in needed:
+                continue
+            if key in meta_rows:
+                meta_duplicates += 1
+                continue
+            meta_rows[key] = source.item_row(rec)
+        inputs.append({"role": "metadata", "file": path.name, "sha256": reader.sha256})
+    item_path = folder / f"{config.name}.item"
+    if meta_paths:
+        blank = ("",) * len(source.item_columns)
+        with atomic_text_file(item_path) as handle:
+            out = writer(handle)
+            out.writerow(header([("item_id", "token"), *source.item_columns]))
+            for key in sorted(needed):
+                out.writerow((key, *meta_rows.get(key, blank)))
+        outputs.append(item_path.name)
+
+    n_users = int(np.unique(u).size)
+    n_items = len(needed)
+    card: dict[str, Any] = {
+        "card_version": CARD_VERSION,
+        "dataset": config.name,
+        "source": config.source,
+        "filters": config.filters(),
+        "inputs": inputs,
+        "fingerprint": fingerprint({"inputs": inputs, "filters": config.filters(), "v": CARD_VERSION}),
+        "users": n_users,
+        "items": n_items,
+        "interactions": int(n),
+        "density": (n / (n_users * n_items)) if n_users and n_items else 0.0,
+        "steps": steps,
+        "duplicates_dropped": duplicates,
+        "skips": {name: dict(sorted(c.items())) for name, c in skips.items()},
+        "metadata": {
+            "files": [p.name for p in meta_paths],
+            "items_without_metadata": (n_items - len(meta_rows)) if meta_paths else n_items,
+            "duplicate_metadata_lines": meta_duplicates,
+        },
+        "split": {"seed": config.seed, "ratios": list(SPLIT_RATIOS), **split_counts}
+        if config.split_files
+        else None,
+        "columns": {
+            "inter": header(INTER_COLUMNS),
+            "item": header([("item_id", "token"), *source.item_columns]) if meta_paths else None,
+        },
+        "files": sorted(outputs),
+    }
+    atomic_write_json(folder / f"{config.name}.card.json", card)
+    markdown = card_markdown(card)
+    atomic_write_text(folder / f"{config.name}.card.md", markdown)
+    if verbose:
+        print(markdown)
+        print(f"prepared {folder} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return card
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The dataset card as Markdown (what ``prepare`` prints)."""
+    lines = [
+        f"# Dataset card: {card['dataset']}",
+        "",
+        f"source: {card['source']}; fingerprint: `{card['fingerprint']}`",
+        "",
+        "| users | items | interactions | density |",
+        "|---|---|---|---|",
+        f"| {card['users']:,} | {card['items']:,} | {card['interactions']:,} | {card['density']:.3e} |",
+        "",
+        "## Filter steps",
+        "",
+        "| step | interactions | users | items |",
+        "|---|---|---|---|",
+    ]
+    for step in card["steps"]:
+        name = step["step"] + (f" ({step['passes']} passes)" if "passes" in step else "")
+        users = f"{step['users']:,}" if "users" in step else ""
+        items = f"{step['items']:,}" if "items" in step else ""
+        lines.append(f"| {name} | {step['interactions']:,} | {users} | {items} |")
+    lines += ["", f"duplicate reviews dropped: {card['duplicates_dropped']:,}", "", "## Skipped lines", ""]
+    for name, counts in card["skips"].items():
+        text = ", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "none"
+        lines.append(f"- {name}: {text}")
+    meta = card["metadata"]
+    lines += [
+        "",
+        f"items without metadata: {meta['items_without_metadata']:,}; "
+        f"duplicate metadata lines: {meta['duplicate_metadata_lines']:,}",
+    ]
+    if card["split"]:
+        s = card["split"]
+        parts = ", ".join(f"{p} {s[p]:,}" for p in SPLIT_NAMES)
+        lines.append(f"split files (seed {s['seed']}): {parts}")
+    lines += ["", "files: " + ", ".join(card["files"]), ""]
+    return "\n".join(lines)
+
+
+__all__ = ["PrepareConfig", "card_markdown", "classify_raw", "prepare_dataset"]

@@ -1,0 +1,288 @@
+"""Getting a validated JSON object out of an LLM answer.
+
+:func:`extract_json` is tolerant (code fences, text around the object, single quotes, Python
+literals, trailing commas); :func:`validate` checks the small JSON-schema subset the stage schemas use;
+:func:`generate_structured` calls a backend, asks for a repair up to ``max_repairs`` times, and then
+applies the task's fallback. Every answer ends with a status: ``ok``, ``repaired``, ``fallback`` or
+``failed``, so a stage can count them instead of hiding them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, Messages
+
+STATUSES = ("ok", "repaired", "fallback", "failed")
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+class JsonExtractionError(ValueError):
+    """No JSON object could be read from an answer."""
+
+
+def _balanced_object(text: str, start: int) -> str | None:
+    """The ``{...}`` starting at ``start``, honouring strings in both quote styles; None if unclosed."""
+    depth, quote, escaped = 0, "", False
+    for pos in range(start, len(text)):
+        char = text[pos]
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : pos + 1]
+    return None
+
+
+def _loads_lenient(candidate: str) -> Any:
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError:
+        pass
+    cleaned = _TRAILING_COMMA.sub(r"\1", candidate)
+    try:
+        return json.loads(cleaned)
+    except json.JSONDecodeError:
+        pass
+    literal = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", cleaned)))
+    try:
+        return ast.literal_eval(literal)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
+        raise JsonExtractionError(f"not valid JSON: {candidate[:80]!r}") from err
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """Read the first JSON object in ``text``; raise :class:`JsonExtractionError` if there is none."""
+    fenced = _FENCE.findall(text)
+    sources = [*fenced, text] if fenced else [text]
+    last_error: JsonExtractionError | None = None
+    for source in sources:
+        start = source.find("{")
+        while start != -1:
+            candidate = _balanced_object(source, start)
+            if candidate is None:
+                break
+            try:
+                value = _loads_lenient(candidate)
+            except JsonExtractionError as err:
+                last_error = err
+            else:
+                if isinstance(value, dict):
+                    return value
+            start = source.find("{", start + 1)
+    if last_error is not None:
+        raise last_error
+    raise JsonExtractionError("no complete JSON object in the answer")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "string": (str,),
+    "array": (list,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def validate(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """Errors of ``value`` against a JSON-schema subset: type, required, properties, lengths, items."""
+    errors: list[str] = []
+    expected = schema.get("type")
+    if expected and not isinstance(value, _TYPES[expected]):
+        return [f"{where}: expected {expected}, got {type(value).__name__}"]
+    if isinstance(value, dict):
+        errors += [f"{where}: missing key {key!r}" for key in schema.get("required", []) if key not in value]
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += validate(value[key], sub, f"{where}.{key}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{where}: shorter than {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{where}: longer than {schema['maxLength']} characters")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{where}: fewer than {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(f"{where}: more than {schema['maxItems']} items")
+        for k, item in enumerate(value):
+            errors += validate(item, schema.get("items", {}), f"{where}[{k}]")
+    return errors
+
+
+@dataclass(frozen=True)
+class StructuredTask:
+    """What an answer must look like, and what to do when it never does.
+
+    ``check`` adds task rules beyond the schema (e.g. a word limit); ``fallback`` maps the last raw
+    answer to a value (recorded with status ``fallback``) or returns None (status ``failed``).
+    """
+
+    name: str
+    schema: dict[str, Any]
+    check: Callable[[dict[str, Any]], list[str]] | None = None
+    fallback: Callable[[str], dict[str, Any] | None] | None = None
+
+    def errors(self, value: dict[str, Any]) -> list[str]:
+        return validate(value, self.schema) + (self.check(value) if self.check else [])
+
+    def keys(self) -> list[str]:
+        return list(self.schema.get("properties", {}))
+
+
+@dataclass
+class Outcome:
+    status: str
+    value: dict[str, Any] | None
+    raw: str
+    attempts: int
+    errors: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def parse_answer(text: str, task: StructuredTask) -> tuple[dict[str, Any] | None, list[str]]:
+    """(value, []) when ``text`` holds a valid answer, else (None, errors)."""
+    try:
+        value = extract_json(text)
+    except JsonExtractionError as err:
+        return None, [str(err)]
+    errors = task.errors(value)
+    return (None, errors) if errors else ({k: value[k] for k in task.keys() if k in value}, [])
+
+
+def repair_message(task: StructuredTask, errors: list[str]) -> dict[str, str]:
+    keys = ", ".join(f'"{k}"' for k in task.keys())
+    problems = "; ".join(errors[:5])
+    return {
+        "role": "user",
+        "content": (
+            f"Your previous answer could not be used ({problems}). Reply again with only one JSON object "
+            f"with the keys {keys} and string values, and nothing else."
+        ),
+    }
+
+
+def generate_structured(
+    backend: ChatBackend,
+    messages: Messages,
+    task: StructuredTask,
+    params: GenerationParams,
+    *,
+    max_repairs: int = 2,
+) -> Outcome:
+    """Ask, validate, repair up to ``max_repairs`` times, then fall back; transport errors propagate."""
+    conversation = list(messages)
+    all_errors: list[str] = []
+    prompt_tokens = completion_tokens = 0
+    raw = ""
+    for attempt in range(max_repairs + 1):
+        result = backend.chat(conversation, params=params, schema=task.schema)
+        prompt_tokens += result.prompt_tokens
+        completion_tokens += result.completion_tokens
+        raw = result.text
+        value, errors = parse_answer(raw, task)
+        if value is not None:
+            status = "ok" if attempt == 0 else "repaired"
+            return Outcome(status, value, raw, attempt + 1, all_errors, prompt_tokens, completion_tokens)
+        all_errors.extend(f"attempt {attempt + 1}: {e}" for e in errors)
+        conversation = [*conversation, {"role": "assistant", "content": raw}, repair_message(task, errors)]
+    fallback = task.fallback(raw) if task.fallback else None
+    status = "fallback" if fallback is not None else "failed"
+    return Outcome(status, fallback, raw, max_repairs + 1, all_errors, prompt_tokens, completion_tokens)
+
+
+def _string(max_length: int | None = None) -> dict[str, Any]:
+    return {"type": "string", **({"maxLength": max_length} if max_length else {})}
+
+
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"summarization": _string(1200), "reasoning": _string(2400)},
+    "required": ["summarization", "reasoning"],
+    "additionalProperties": False,
+}
+
+NEGATIVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"hard_negative_item": _string(200), "reasoning": _string(1200)},
+    "required": ["hard_negative_item", "reasoning"],
+    "additionalProperties": False,
+}
+
+
+def negatives_schema(k: int) -> dict[str, Any]:
+    """Per-user mode: ``k`` named negatives shared by the user's interactions."""
+    return {
+        "type": "object",
+        "properties": {
+            "hard_negative_items": {"type": "array", "items": _string(200), "minItems": k, "maxItems": k},
+            "reasoning": _string(1200),
+        },
+        "required": ["hard_negative_items", "reasoning"],
+        "additionalProperties": False,
+    }
+
+
+def _nonempty(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], list[str]]:
+    def check(value: dict[str, Any]) -> list[str]:
+        return [f"$.{k}: empty" for k in keys if isinstance(value.get(k), str) and not value[k].strip()]
+
+    return check
+
+
+def _profile_fallback(raw: str) -> dict[str, Any] | None:
+    """Keep a non-JSON answer's prose as the summarization (status ``fallback``); nothing if empty."""
+    text = " ".join(re.sub(r"[{}\[\]`\"]", " ", raw).split())
+    return {"summarization": text[:1200], "reasoning": ""} if len(text) >= 20 else None
+
+
+MAX_NEGATIVE_WORDS = 20
+
+
+def _negative_check(value: dict[str, Any]) -> list[str]:
+    names = value.get("hard_negative_items", [value.get("hard_negative_item")])
+    errors = []
+    for name in names:
+        if isinstance(name, str) and not name.strip():
+            errors.append("hard negative name is empty")
+        elif isinstance(name, str) and len(name.split()) > MAX_NEGATIVE_WORDS:
+            errors.append(f"hard negative name has more than {MAX_NEGATIVE_WORDS} words")
+    return errors
+
+
+PROFILE_TASK = StructuredTask("profile", PROFILE_SCHEMA, _nonempty(("summarization",)), _profile_fallback)
+NEGATIVE_TASK = StructuredTask("hard_negative", NEGATIVE_SCHEMA, _negative_check, None)
+
+
+def negatives_task(k: int) -> StructuredTask:
+    return StructuredTask(f"hard_negatives_{k}", negatives_schema(k), _negative_check, None)
+
+
+def is_none_answer(name: str | None) -> bool:
+    """True for the model's explicit "no suitable negative" answers ("None", "N/A", empty)."""
+    return name is None or name.strip().strip(".").lower() in {"", "none", "n/a", "null", "no item"}

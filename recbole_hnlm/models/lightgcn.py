@@ -1,0 +1,58 @@
+"""HNLM-LightGCN: RecBole's LightGCN trained with semantic hard negatives.
+
+He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation", SIGIR 2020;
+semantic negatives from Zhao et al., "Hard Negative Sampling via Large Language Models for
+Recommendation", arXiv 2504.04726.
+"""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.general_recommender import LightGCN
+
+from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.negatives.samplers import Negatives, Propagation
+
+
+class LightGCNHooks(SemanticNegativeMixin):
+    """Backbone hooks for LightGCN and models built on its propagation (SimGCL)."""
+
+    def layer_embeddings(self) -> list[torch.Tensor]:
+        """``[E^0, E^1, ..., E^L]`` over users+items, the same operations as ``LightGCN.forward``."""
+        all_embeddings = self.get_ego_embeddings()
+        layers = [all_embeddings]
+        for _ in range(self.n_layers):
+            all_embeddings = torch.sparse.mm(self.norm_adj_matrix, all_embeddings)
+            layers.append(all_embeddings)
+        return layers
+
+    def pooled_layers(self) -> list[torch.Tensor]:
+        """The layers whose mean is the final embedding."""
+        return self.layer_embeddings()
+
+    def propagate(self) -> Propagation:
+        layers = self.pooled_layers()
+        final = torch.mean(torch.stack(layers, dim=1), dim=1)
+        user, item = torch.split(final, [self.n_users, self.n_items])
+        split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
+        return Propagation(
+            user=user, item=item, user_layers=[u for u, _ in split], item_layers=[i for _, i in split], pool="mean"
+        )
+
+    def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
+        return self.mf_loss(pos_score, neg_score)
+
+    def regularization(self, users, pos_items, negatives: Negatives, user_e, pos_e) -> torch.Tensor:
+        # LightGCN regularises the layer-0 (ego) embeddings of the user, the positive and the negative.
+        neg_ego = self.item_embedding(negatives.ids) if negatives.ids is not None else negatives.ego
+        reg = self.reg_loss(
+            self.user_embedding(users), self.item_embedding(pos_items), neg_ego, require_pow=self.require_pow
+        )
+        return self.reg_weight * reg
+
+
+class HNLMLightGCN(LightGCNHooks, LightGCN):
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.semantic_dim = self.latent_dim
+        self.init_semantic(config)

@@ -1,0 +1,208 @@
+"""The semantic-negative logic shared by every backbone (HNLMRec, arXiv 2504.04726, stage 3).
+
+One mixin carries it for MF(BPR), LightGCN, NGCF, SGL and SimGCL:
+
+* a trainable :class:`SemanticAdapter` MLP maps a stored negative embedding ``h`` (an LLM/text embedding)
+  into the CF space; it is a submodule, so it is in the optimizer and in checkpoints (the reference code
+  forgot both);
+* the training negative is ``α·adapter(h) + (1−α)·e_neg`` where ``e_neg`` comes from the configured
+  negative sampler (uniform, or a hard sampler such as DNS);
+* the ranking loss is the backbone's own BPR or a margin hinge, plus ``λ·L_CL(e_u, e_i, adapter(h))``,
+  an InfoNCE term with one negative and temperature τ (cosine similarities).
+
+Rows without a stored negative (``semantic_neg_mask`` False) keep the sampler's negative and are left out
+of ``L_CL``. With ``α = 0`` and ``λ = 0`` the loss is exactly the backbone's.
+
+A backbone provides :meth:`propagate`, :meth:`bpr_loss`, :meth:`regularization` and, if it has one, its own
+:meth:`auxiliary_losses` (SGL's and SimGCL's contrastive terms).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_hnlm.negatives import SEMANTIC_FIELD, SEMANTIC_MASK_FIELD
+from recbole_hnlm.negatives.samplers import NegativeContext, Negatives, Propagation, build_negative_sampler
+from recbole_hnlm.negatives.store import META_FILE, StoreError
+
+_ACTIVATIONS: dict[str, type[nn.Module] | None] = {
+    "none": None,
+    "relu": nn.ReLU,
+    "leakyrelu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+}
+RANK_LOSSES = ("bpr", "hinge")
+
+
+def _activation(name: str, key: str) -> nn.Module | None:
+    try:
+        cls = _ACTIVATIONS[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"config key {key!r} is {name!r}; choose one of {', '.join(_ACTIVATIONS)}") from None
+    return None if cls is None else cls()
+
+
+class SemanticAdapter(nn.Module):
+    """MLP ``in_dim -> hidden... -> out_dim`` with a configurable hidden and final activation."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_sizes: list[int],
+        activation: str = "relu",
+        final_activation: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        sizes = [in_dim, *hidden_sizes]
+        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+            layers.append(nn.Linear(d_in, d_out))
+            layers.append(_activation(activation, "adapter_activation"))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(sizes[-1], out_dim))
+        final = _activation(final_activation, "adapter_final_activation")
+        if final is not None:
+            layers.append(final)
+        self.mlp = nn.Sequential(*layers)
+        self.in_dim = in_dim
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if h.shape[-1] != self.in_dim:
+            raise StoreError(
+                f"semantic negatives have dimension {h.shape[-1]}, but the adapter expects {self.in_dim}; "
+                "the store does not match the one this model was built with"
+            )
+        return self.mlp(h)
+
+
+def mix_negative(adapted: torch.Tensor, sampled: torch.Tensor, alpha: float, mask: torch.Tensor) -> torch.Tensor:
+    """``α·adapted + (1−α)·sampled`` on rows where ``mask`` is True; ``sampled`` elsewhere."""
+    mixed = alpha * adapted + (1.0 - alpha) * sampled
+    return torch.where(mask.unsqueeze(-1), mixed, sampled)
+
+
+def hinge_loss(pos_score: torch.Tensor, neg_score: torch.Tensor, margin: float) -> torch.Tensor:
+    """``mean(max(0, s_neg − s_pos + margin))``: the reference code's margin ranking loss."""
+    return torch.clamp(neg_score - pos_score + margin, min=0.0).mean()
+
+
+def alignment_loss(
+    user_e: torch.Tensor, pos_e: torch.Tensor, semantic_e: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``mean −log(exp(cos(u,i)/τ) / (exp(cos(u,i)/τ) + exp(cos(u,h)/τ)))`` (InfoNCE, one negative)."""
+    pos = F.cosine_similarity(user_e, pos_e, dim=-1) / temperature
+    neg = F.cosine_similarity(user_e, semantic_e, dim=-1) / temperature
+    return (torch.logsumexp(torch.stack([pos, neg], dim=-1), dim=-1) - pos).mean()
+
+
+def store_dimension(path: str | Path) -> int:
+    meta = Path(path) / META_FILE
+    try:
+        return int(json.loads(meta.read_text())["dim"])
+    except FileNotFoundError:
+        raise StoreError(f"{meta}: semantic_negatives does not point at a store (no {META_FILE})") from None
+    except (KeyError, ValueError, json.JSONDecodeError) as err:
+        raise StoreError(f"{meta}: cannot read field 'dim' ({err})") from err
+
+
+class SemanticNegativeMixin:
+    """Put first in the bases of a RecBole model: ``class HNLMLightGCN(SemanticNegativeMixin, LightGCN)``."""
+
+    #: dimension of the backbone's final embeddings (what the adapter maps into)
+    semantic_dim: int
+
+    def init_semantic(self, config: Any) -> None:
+        """Call at the end of ``__init__``, after the backbone created and initialised its parameters."""
+        self.current_epoch = 0
+        self.semantic_alpha = float(config["semantic_alpha"])
+        self.semantic_cl_weight = float(config["semantic_cl_weight"])
+        self.semantic_temperature = float(config["semantic_cl_temperature"])
+        self.semantic_margin = float(config["semantic_margin"])
+        self.rank_loss = config["semantic_loss"]
+        if self.rank_loss not in RANK_LOSSES:
+            raise ValueError(f"config key 'semantic_loss' must be one of {RANK_LOSSES}, got {self.rank_loss!r}")
+        # New modules draw their initial weights from a generator forked off the seed, so adding them
+        # leaves the global RNG (negative sampling, dropout, SGL's graph views) exactly as the backbone's.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(config["seed"] or 0))
+            self.negative_sampler = build_negative_sampler(config, self.semantic_dim)
+            self.semantic_adapter: SemanticAdapter | None = None
+            if config["semantic_negatives"]:
+                self.semantic_adapter = SemanticAdapter(
+                    store_dimension(config["semantic_negatives"]),
+                    self.semantic_dim,
+                    list(config["adapter_hidden_sizes"] or []),
+                    config["adapter_activation"],
+                    config["adapter_final_activation"],
+                    float(config["adapter_dropout"]),
+                )
+        self.to(config["device"])
+
+    # --- backbone hooks --------------------------------------------------------------------------
+    def propagate(self) -> Propagation:
+        raise NotImplementedError
+
+    def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def regularization(
+        self, users: torch.Tensor, pos_items: torch.Tensor, negatives: Negatives, user_e: torch.Tensor,
+        pos_e: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """The backbone's weighted regularisation term, or None."""
+        return None
+
+    def auxiliary_losses(self, users: torch.Tensor, pos_items: torch.Tensor, prop: Propagation) -> list[torch.Tensor]:
+        return []
+
+    # --- the shared loss ---------------------------------------------------------------------------
+    def calculate_loss(self, interaction: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if getattr(self, "restore_user_e", None) is not None or getattr(self, "restore_item_e", None) is not None:
+            self.restore_user_e, self.restore_item_e = None, None
+        users = interaction[self.USER_ID]
+        pos_items = interaction[self.ITEM_ID]
+        prop = self.propagate()
+        user_e, pos_e = prop.user[users], prop.item[pos_items]
+        ctx = NegativeContext(interaction, users, pos_items, user_e, pos_e, prop, self.NEG_ITEM_ID, self.current_epoch)
+        negatives = self.negative_sampler(ctx)
+        neg_e = negatives.emb
+
+        adapted = None
+        if self.semantic_adapter is not None and (self.semantic_alpha or self.semantic_cl_weight):
+            mask = interaction[SEMANTIC_MASK_FIELD]
+            adapted = self.semantic_adapter(interaction[SEMANTIC_FIELD])
+            if self.semantic_alpha:
+                neg_e = mix_negative(adapted, neg_e, self.semantic_alpha, mask)
+
+        pos_score = torch.mul(user_e, pos_e).sum(dim=1)
+        neg_score = torch.mul(user_e, neg_e).sum(dim=1)
+        if self.rank_loss == "bpr":
+            loss = self.bpr_loss(pos_score, neg_score)
+        else:
+            loss = hinge_loss(pos_score, neg_score, self.semantic_margin)
+        reg = self.regularization(users, pos_items, negatives, user_e, pos_e)
+        if reg is not None:
+            loss = loss + reg
+        losses = [loss]
+        if adapted is not None and self.semantic_cl_weight:
+            # Always emit the term (zero when no row has a stored negative): RecBole logs loss parts by position.
+            if bool(mask.any()):
+                cl = alignment_loss(user_e[mask], pos_e[mask], adapted[mask], self.semantic_temperature)
+            else:
+                cl = adapted.sum() * 0.0
+            losses.append(self.semantic_cl_weight * cl)
+        if negatives.extra_loss is not None:
+            losses.append(negatives.extra_loss)
+        losses.extend(self.auxiliary_losses(users, pos_items, prop))
+        return losses[0] if len(losses) == 1 else tuple(losses)

@@ -1,0 +1,47 @@
+"""HNLM-SGL: RecBole's SGL trained with semantic hard negatives.
+
+Wu et al., "Self-supervised Graph Learning for Recommendation", SIGIR 2021; semantic negatives from
+Zhao et al., "Hard Negative Sampling via Large Language Models for Recommendation", arXiv 2504.04726.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from recbole.model.general_recommender import SGL
+
+from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.negatives.samplers import Negatives, Propagation
+
+
+class HNLMSGL(SemanticNegativeMixin, SGL):
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.semantic_dim = self.embed_dim
+        self.init_semantic(config)
+
+    def propagate(self) -> Propagation:
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        layers = [ego]
+        for _ in range(self.n_layers):
+            ego = torch.sparse.mm(self.train_graph, ego)
+            layers.append(ego)
+        final = torch.mean(torch.stack(layers, dim=1), dim=1, keepdim=False)
+        user, item = torch.split(final, [self.n_users, self.n_items], dim=0)
+        split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
+        return Propagation(
+            user=user, item=item, user_layers=[u for u, _ in split], item_layers=[i for _, i in split], pool="mean"
+        )
+
+    def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
+        # SGL sums (not averages) the BPR terms over the batch.
+        return torch.sum(-F.logsigmoid(pos_score - neg_score))
+
+    def regularization(self, users, pos_items, negatives: Negatives, user_e, pos_e) -> torch.Tensor:
+        neg_ego = self.item_embedding(negatives.ids) if negatives.ids is not None else negatives.ego
+        return self.reg_loss(self.user_embedding(users), self.item_embedding(pos_items), neg_ego) * self.reg_weight
+
+    def auxiliary_losses(self, users, pos_items, prop: Propagation) -> list[torch.Tensor]:
+        user_sub1, item_sub1 = self.forward(self.sub_graph1)
+        user_sub2, item_sub2 = self.forward(self.sub_graph2)
+        return [self.calc_ssl_loss(users, pos_items, user_sub1, user_sub2, item_sub1, item_sub2)]

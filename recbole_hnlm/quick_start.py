@@ -1,0 +1,174 @@
+"""Train and evaluate a plugin model end to end: ``run_hnlm`` and ``objective_function``.
+
+``run_hnlm`` is RecBole's ``run_recbole`` with the plugin's extras: ``--sampler`` chooses where negatives
+come from, each run gets its own output folder (checkpoint + ``result.json`` with config, seed and the
+store's missing-pair count), and test metrics are computed once, with the checkpoint that was best on
+validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from logging import getLogger
+from pathlib import Path
+from typing import Any
+
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+from recbole_hnlm import compat
+from recbole_hnlm.config import HNLMConfig, make_config
+from recbole_hnlm.io import atomic_write_json
+from recbole_hnlm.registry import install, resolve_model_name
+
+compat.apply()
+
+HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns")
+SEMANTIC_SAMPLERS = ("hnlm", "prompt")
+SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS
+
+
+def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
+    """Config entries that ``--sampler`` / ``--negatives`` stand for.
+
+    ``rns``..``ahns`` set ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); ``hnlm`` and
+    ``prompt`` need a store and keep the configured ``neg_sampler`` as the negative the semantic one is
+    mixed with (uniform by default; e.g. ``--neg_sampler=dns`` composes both).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    overrides: dict[str, Any] = {}
+    if sampler in HARD_SAMPLERS:
+        overrides["neg_sampler"] = sampler
+    if negatives:
+        overrides["semantic_negatives"] = str(Path(negatives).resolve())
+    elif sampler in SEMANTIC_SAMPLERS:
+        raise ValueError(
+            f"--sampler={sampler} needs a semantic-negative store: pass --negatives PATH "
+            "(written by `recbole-hnlm negatives` or `recbole-hnlm finetune`)"
+        )
+    return overrides
+
+
+def _run_dir(config: HNLMConfig, sampler: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run = Path(config["output_dir"]) / config["dataset"] / f"{config['model']}-{sampler}-{stamp}"
+    suffix = 1
+    while run.exists():
+        suffix += 1
+        run = run.with_name(f"{run.name.split('~')[0]}~{suffix}")
+    run.mkdir(parents=True)
+    return run
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy of config values and metric dicts (numpy scalars, devices, enums)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, float) or hasattr(value, "item"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+def format_metrics(result: dict[str, float]) -> str:
+    """A two-row text table of metrics, e.g. ``recall@10  ndcg@10 ...``."""
+    names = list(result)
+    width = max(10, *(len(n) for n in names))
+    header = "  ".join(n.rjust(width) for n in names)
+    values = "  ".join(f"{float(result[n]):.4f}".rjust(width) for n in names)
+    return f"{header}\n{values}"
+
+
+def train_and_evaluate(config: HNLMConfig, *, saved: bool = True, verbose: bool = True) -> dict[str, Any]:
+    """RecBole's dataset -> split -> model -> fit (validation) -> test pipeline for a built config."""
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    start = time.perf_counter()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
+    )
+    fit_seconds = time.perf_counter() - start
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    return {
+        "model": config["model"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "fit_seconds": fit_seconds,
+        "missing_semantic_pairs": getattr(train_data, "missing_pairs", 0),
+        "checkpoint": trainer.saved_model_file if saved else None,
+    }
+
+
+def run_hnlm(
+    model: str = "LightGCN",
+    dataset: str = "ml-100k",
+    sampler: str = "hnlm",
+    negatives: str | None = None,
+    config_file_list: list[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    saved: bool = True,
+) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` with negatives from ``sampler``; returns the result dict.
+
+    The result (with the config and seed) is also written to ``<run folder>/result.json``, and the test
+    metrics are printed as a table.
+    """
+    install()
+    model_name = resolve_model_name(model)
+    merged = {**(config_dict or {}), **sampler_overrides(sampler, negatives)}
+    config = make_config(model_name, dataset, config_file_list, merged)
+    run_dir = _run_dir(config, sampler)
+    config["checkpoint_dir"] = str(run_dir)
+    result = train_and_evaluate(config, saved=saved)
+    record = {
+        "model": model_name,
+        "dataset": config["dataset"],
+        "sampler": sampler,
+        "neg_sampler": config["neg_sampler"],
+        "semantic_negatives": config["semantic_negatives"],
+        "seed": config["seed"],
+        "valid_metric": config["valid_metric"],
+        **{k: _plain(v) for k, v in result.items() if k != "model"},
+        "config": _plain(dict(config.final_config_dict)),
+    }
+    atomic_write_json(run_dir / "result.json", record)
+    print(f"\n{model_name} on {config['dataset']} (sampler={sampler}, seed={config['seed']})")
+    print("best valid:\n" + format_metrics(result["best_valid_result"]))
+    print("test:\n" + format_metrics(result["test_result"]))
+    print(f"results: {run_dir / 'result.json'}")
+    record["run_dir"] = str(run_dir)
+    return record
+
+
+def objective_function(
+    config_dict: dict[str, Any] | None = None, config_file_list: list[str] | None = None, saved: bool = True
+) -> dict[str, Any]:
+    """RecBole's ``objective_function`` contract (for ``HyperTuning``), on the plugin's config."""
+    install()
+    config = HNLMConfig(config_dict=config_dict, config_file_list=config_file_list, read_command_line=False)
+    logger = getLogger()
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    result = train_and_evaluate(config, saved=saved, verbose=False)
+    logging.basicConfig(level=logging.ERROR)
+    return {k: result[k] for k in ("model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result")}
