@@ -1,4 +1,4 @@
-"""Train a recommender with semantic hard negatives: ``python run_hnlm.py --model=LightGCN --dataset=ml-100k``.
+"""Train with semantic hard negatives: ``python run_hnlm.py --model=LightGCN --dataset=ml-100k``.
 
 Same as ``recbole-hnlm train ...``; see ``python run_hnlm.py --help``.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from logging import getLogger
 from pathlib import Path
@@ -20,6 +21,7 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from recbole_hnlm import compat
 from recbole_hnlm.config import HNLMConfig, make_config
+from recbole_hnlm.distributed import DDPOptions, barrier, check_gpu_ids, launch, share_checkpoint_path
 from recbole_hnlm.io import atomic_write_json
 from recbole_hnlm.registry import install, resolve_model_name
 
@@ -88,8 +90,18 @@ def format_metrics(result: dict[str, float]) -> str:
     return f"{header}\n{values}"
 
 
-def train_and_evaluate(config: HNLMConfig, *, saved: bool = True, verbose: bool = True) -> dict[str, Any]:
-    """RecBole's dataset -> split -> model -> fit (validation) -> test pipeline for a built config."""
+def train_and_evaluate(
+    config: HNLMConfig,
+    *,
+    saved: bool = True,
+    verbose: bool = True,
+    callback_fn: Callable[[int, float], Any] | None = None,
+) -> dict[str, Any]:
+    """RecBole's dataset -> split -> model -> fit (validation) -> test pipeline for a built config.
+
+    ``callback_fn(epoch_idx, valid_score)`` is RecBole's per-validation hook (Ray Tune reports through it).
+    Under DDP every rank runs this; all of them test the checkpoint global rank 0 saved.
+    """
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -101,11 +113,21 @@ def train_and_evaluate(config: HNLMConfig, *, saved: bool = True, verbose: bool 
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    distributed = not config["single_spec"]
+    if distributed:
+        share_checkpoint_path(trainer)
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
+        train_data,
+        valid_data,
+        verbose=verbose,
+        saved=saved,
+        show_progress=config["show_progress"],
+        callback_fn=callback_fn,
     )
     fit_seconds = time.perf_counter() - start
+    if distributed:
+        barrier()  # rank 0 may still be writing the checkpoint the others load
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     return {
         "model": config["model"],
@@ -127,11 +149,14 @@ def run_hnlm(
     config_file_list: list[str] | None = None,
     config_dict: dict[str, Any] | None = None,
     saved: bool = True,
-) -> dict[str, Any]:
+    ddp: DDPOptions | None = None,
+) -> dict[str, Any] | None:
     """Train ``model`` on ``dataset`` with negatives from ``sampler``; returns the result dict.
 
     The result (with the config and seed) is also written to ``<run folder>/result.json``, and the test
-    metrics are printed as a table.
+    metrics are printed as a table. With ``ddp`` (``nproc > 1`` or ``world_size > 0``) training runs in
+    ``ddp.nproc`` processes here (see :mod:`recbole_hnlm.distributed`); a machine without global rank 0
+    returns None.
     """
     install()
     model_name = resolve_model_name(model)
@@ -139,7 +164,15 @@ def run_hnlm(
     config = make_config(model_name, dataset, config_file_list, merged)
     run_dir = _run_dir(config, sampler)
     config["checkpoint_dir"] = str(run_dir)
-    result = train_and_evaluate(config, saved=saved)
+    if ddp is not None and ddp.enabled:
+        check_gpu_ids(config, merged, ddp.nproc)
+        merged["checkpoint_dir"] = str(run_dir)
+        result = launch(model_name, dataset, config_file_list, merged, ddp, saved=saved)
+        if result is None:
+            print(f"DDP ranks {ddp.group_offset}..{ddp.group_offset + ddp.nproc - 1} finished")
+            return None
+    else:
+        result = train_and_evaluate(config, saved=saved)
     record = {
         "model": model_name,
         "dataset": config["dataset"],
@@ -151,6 +184,12 @@ def run_hnlm(
         **{k: _plain(v) for k, v in result.items() if k != "model"},
         "config": _plain(dict(config.final_config_dict)),
     }
+    if ddp is not None and ddp.enabled:
+        record["ddp"] = {
+            "world_size": ddp.resolved_world_size(),
+            "nproc": ddp.nproc,
+            "backend": config["ddp_backend"],
+        }
     atomic_write_json(run_dir / "result.json", record)
     print(f"\n{model_name} on {config['dataset']} (sampler={sampler}, seed={config['seed']})")
     print("best valid:\n" + format_metrics(result["best_valid_result"]))
@@ -171,4 +210,7 @@ def objective_function(
         logger.removeHandler(handler)
     result = train_and_evaluate(config, saved=saved, verbose=False)
     logging.basicConfig(level=logging.ERROR)
-    return {k: result[k] for k in ("model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result")}
+    return {
+        k: result[k]
+        for k in ("model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result")
+    }

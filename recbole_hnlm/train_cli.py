@@ -8,7 +8,9 @@ from recbole_hnlm.quick_start import SAMPLERS, run_hnlm
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", default="LightGCN", help="MF/BPR, LightGCN, NGCF, SGL, SimGCL (or HNLM*)")
+    parser.add_argument(
+        "--model", "-m", default="LightGCN", help="MF/BPR, LightGCN, NGCF, SGL, SimGCL (or HNLM*)"
+    )
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (ml-100k is embedded)")
     parser.add_argument("--sampler", default="hnlm", choices=SAMPLERS, help="where the negatives come from")
     parser.add_argument("--negatives", default=None, help="a semantic-negative store folder")

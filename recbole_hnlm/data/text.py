@@ -94,7 +94,7 @@ def load_reviews(
     uid_field: str = "user_id",
     iid_field: str = "item_id",
 ) -> dict[tuple[str, str], str]:
-    """``(user token, item token) -> review`` from the ``.inter`` file(s); empty when there is no review column."""
+    """``(user, item) token pair -> review`` from the ``.inter`` file(s); empty without a review column."""
     reviews: dict[tuple[str, str], str] = {}
     for path in inter_files(folder, dataset):
         if review_field not in atomic_columns(path):

@@ -167,7 +167,12 @@ class OllamaChat:
         }
         if self.num_ctx:
             options["num_ctx"] = self.num_ctx
-        payload: dict[str, Any] = {"model": self.model, "messages": messages, "stream": False, "options": options}
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": False,
+            "options": options,
+        }
         if schema is not None and self.structured:
             payload["format"] = schema
         body = self.client.post("api/chat", payload)
@@ -327,7 +332,10 @@ class TransformersChat:
             sampling["temperature"] = params.temperature
         with torch.no_grad():
             out = self.lm.generate(
-                **batch, max_new_tokens=params.max_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+                **batch,
+                max_new_tokens=params.max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
             )
         width = batch["input_ids"].shape[1]
         mask = batch["attention_mask"].sum(dim=1).tolist()

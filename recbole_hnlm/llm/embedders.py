@@ -80,7 +80,9 @@ class _BatchedServerEmbedder:
             parts[start] = result
         dims = {p.shape[1] for p in parts.values()}
         if len(dims) != 1:
-            raise EmbeddingError(f"{self.client.url(self.path)}: embedding dimension changed between batches: {dims}")
+            raise EmbeddingError(
+                f"{self.client.url(self.path)}: embedding dimension changed between batches: {dims}"
+            )
         return np.concatenate([parts[s] for s in starts])
 
 
@@ -114,7 +116,9 @@ class OllamaEmbedder(_BatchedServerEmbedder):
     name = "ollama"
     path = "api/embed"
 
-    def __init__(self, base_url: str = "http://127.0.0.1:11434", model: str = "nomic-embed-text", **kwargs: Any):
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:11434", model: str = "nomic-embed-text", **kwargs: Any
+    ):
         super().__init__(base_url, model, **kwargs)
 
     def _request(self, batch: list[str]) -> np.ndarray:
@@ -132,7 +136,12 @@ class SentenceTransformerEmbedder:
     name = "sentence-transformers"
 
     def __init__(
-        self, model_path: str | None = None, *, batch_size: int = 64, device: str = "cpu", normalize: bool = True
+        self,
+        model_path: str | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        normalize: bool = True,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -151,7 +160,9 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
-        getter = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        getter = (
+            getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        )
         return int(getter())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -143,7 +143,7 @@ class StructuredTask:
     def errors(self, value: dict[str, Any]) -> list[str]:
         return validate(value, self.schema) + (self.check(value) if self.check else [])
 
-    def keys(self) -> list[str]:
+    def field_names(self) -> list[str]:
         return list(self.schema.get("properties", {}))
 
 
@@ -172,11 +172,11 @@ def parse_answer(text: str, task: StructuredTask) -> tuple[dict[str, Any] | None
     except JsonExtractionError as err:
         return None, [str(err)]
     errors = task.errors(value)
-    return (None, errors) if errors else ({k: value[k] for k in task.keys() if k in value}, [])
+    return (None, errors) if errors else ({k: value[k] for k in task.field_names() if k in value}, [])
 
 
 def repair_message(task: StructuredTask, errors: list[str]) -> dict[str, str]:
-    keys = ", ".join(f'"{k}"' for k in task.keys())
+    keys = ", ".join(f'"{k}"' for k in task.field_names())
     problems = "; ".join(errors[:5])
     return {
         "role": "user",

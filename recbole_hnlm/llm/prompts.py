@@ -131,7 +131,9 @@ def _history_line(entry: HistoryEntry, budget: PromptBudget) -> str:
     return _dumps(record)
 
 
-def user_profile_user_message(history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item") -> str:
+def user_profile_user_message(
+    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item"
+) -> str:
     """History in chronological order; the most recent entries that fit are kept, oldest dropped first."""
     head = f"INTERACTED {item_noun.upper()}S:"
     lines = [_history_line(e, budget) for e in reversed(history)]
@@ -139,7 +141,9 @@ def user_profile_user_message(history: Sequence[HistoryEntry], budget: PromptBud
     return head + "\n[\n" + ",\n".join(reversed(kept)) + "\n]"
 
 
-def user_profile_messages(history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item") -> Messages:
+def user_profile_messages(
+    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item"
+) -> Messages:
     return [
         {"role": "system", "content": system_prompt("user_profile", item_noun)},
         {"role": "user", "content": user_profile_user_message(history, budget, item_noun)},

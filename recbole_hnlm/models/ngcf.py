@@ -36,7 +36,11 @@ class HNLMNGCF(SemanticNegativeMixin, NGCF):
         user, item = torch.split(torch.cat(layers, dim=1), [self.n_users, self.n_items])
         split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
         return Propagation(
-            user=user, item=item, user_layers=[u for u, _ in split], item_layers=[i for _, i in split], pool="concat"
+            user=user,
+            item=item,
+            user_layers=[u for u, _ in split],
+            item_layers=[i for _, i in split],
+            pool="concat",
         )
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ A backbone provides :meth:`propagate`, :meth:`bpr_loss`, :meth:`regularization` 
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class SemanticAdapter(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         sizes = [in_dim, *hidden_sizes]
-        for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        for d_in, d_out in pairwise(sizes):
             layers.append(nn.Linear(d_in, d_out))
             layers.append(_activation(activation, "adapter_activation"))
             if dropout:
@@ -86,7 +87,9 @@ class SemanticAdapter(nn.Module):
         return self.mlp(h)
 
 
-def mix_negative(adapted: torch.Tensor, sampled: torch.Tensor, alpha: float, mask: torch.Tensor) -> torch.Tensor:
+def mix_negative(
+    adapted: torch.Tensor, sampled: torch.Tensor, alpha: float, mask: torch.Tensor
+) -> torch.Tensor:
     """``α·adapted + (1−α)·sampled`` on rows where ``mask`` is True; ``sampled`` elsewhere."""
     mixed = alpha * adapted + (1.0 - alpha) * sampled
     return torch.where(mask.unsqueeze(-1), mixed, sampled)
@@ -131,7 +134,9 @@ class SemanticNegativeMixin:
         self.semantic_margin = float(config["semantic_margin"])
         self.rank_loss = config["semantic_loss"]
         if self.rank_loss not in RANK_LOSSES:
-            raise ValueError(f"config key 'semantic_loss' must be one of {RANK_LOSSES}, got {self.rank_loss!r}")
+            raise ValueError(
+                f"config key 'semantic_loss' must be one of {RANK_LOSSES}, got {self.rank_loss!r}"
+            )
         # New modules draw their initial weights from a generator forked off the seed, so adding them
         # leaves the global RNG (negative sampling, dropout, SGL's graph views) exactly as the backbone's.
         with torch.random.fork_rng(devices=[]):
@@ -157,24 +162,35 @@ class SemanticNegativeMixin:
         raise NotImplementedError
 
     def regularization(
-        self, users: torch.Tensor, pos_items: torch.Tensor, negatives: Negatives, user_e: torch.Tensor,
+        self,
+        users: torch.Tensor,
+        pos_items: torch.Tensor,
+        negatives: Negatives,
+        user_e: torch.Tensor,
         pos_e: torch.Tensor,
     ) -> torch.Tensor | None:
         """The backbone's weighted regularisation term, or None."""
         return None
 
-    def auxiliary_losses(self, users: torch.Tensor, pos_items: torch.Tensor, prop: Propagation) -> list[torch.Tensor]:
+    def auxiliary_losses(
+        self, users: torch.Tensor, pos_items: torch.Tensor, prop: Propagation
+    ) -> list[torch.Tensor]:
         return []
 
     # --- the shared loss ---------------------------------------------------------------------------
     def calculate_loss(self, interaction: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if getattr(self, "restore_user_e", None) is not None or getattr(self, "restore_item_e", None) is not None:
+        if (
+            getattr(self, "restore_user_e", None) is not None
+            or getattr(self, "restore_item_e", None) is not None
+        ):
             self.restore_user_e, self.restore_item_e = None, None
         users = interaction[self.USER_ID]
         pos_items = interaction[self.ITEM_ID]
         prop = self.propagate()
         user_e, pos_e = prop.user[users], prop.item[pos_items]
-        ctx = NegativeContext(interaction, users, pos_items, user_e, pos_e, prop, self.NEG_ITEM_ID, self.current_epoch)
+        ctx = NegativeContext(
+            interaction, users, pos_items, user_e, pos_e, prop, self.NEG_ITEM_ID, self.current_epoch
+        )
         negatives = self.negative_sampler(ctx)
         neg_e = negatives.emb
 
@@ -196,7 +212,7 @@ class SemanticNegativeMixin:
             loss = loss + reg
         losses = [loss]
         if adapted is not None and self.semantic_cl_weight:
-            # Always emit the term (zero when no row has a stored negative): RecBole logs loss parts by position.
+            # Always emit the term (0 when no row has a stored negative): RecBole logs loss parts by position.
             if bool(mask.any()):
                 cl = alignment_loss(user_e[mask], pos_e[mask], adapted[mask], self.semantic_temperature)
             else:

@@ -18,6 +18,7 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.embed_dim
+        self._views = None
         self.init_semantic(config)
 
     def propagate(self) -> Propagation:
@@ -28,9 +29,16 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
             layers.append(ego)
         final = torch.mean(torch.stack(layers, dim=1), dim=1, keepdim=False)
         user, item = torch.split(final, [self.n_users, self.n_items], dim=0)
+        # The two augmented views are propagated here, right after the main graph as SGL does, so the
+        # backward pass accumulates gradients in SGL's order (bit-identical training at α = λ = 0).
+        self._views = (self.forward(self.sub_graph1), self.forward(self.sub_graph2))
         split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
         return Propagation(
-            user=user, item=item, user_layers=[u for u, _ in split], item_layers=[i for _, i in split], pool="mean"
+            user=user,
+            item=item,
+            user_layers=[u for u, _ in split],
+            item_layers=[i for _, i in split],
+            pool="mean",
         )
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
@@ -39,9 +47,12 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
 
     def regularization(self, users, pos_items, negatives: Negatives, user_e, pos_e) -> torch.Tensor:
         neg_ego = self.item_embedding(negatives.ids) if negatives.ids is not None else negatives.ego
-        return self.reg_loss(self.user_embedding(users), self.item_embedding(pos_items), neg_ego) * self.reg_weight
+        return (
+            self.reg_loss(self.user_embedding(users), self.item_embedding(pos_items), neg_ego)
+            * self.reg_weight
+        )
 
     def auxiliary_losses(self, users, pos_items, prop: Propagation) -> list[torch.Tensor]:
-        user_sub1, item_sub1 = self.forward(self.sub_graph1)
-        user_sub2, item_sub2 = self.forward(self.sub_graph2)
+        (user_sub1, item_sub1), (user_sub2, item_sub2) = self._views
+        self._views = None
         return [self.calc_ssl_loss(users, pos_items, user_sub1, user_sub2, item_sub1, item_sub2)]

@@ -38,7 +38,9 @@ class SimGCL(LightGCN):
             all_embeddings = torch.sparse.mm(self.norm_adj_matrix, all_embeddings)
             if perturbed:
                 noise = torch.rand_like(all_embeddings)
-                all_embeddings = all_embeddings + torch.sign(all_embeddings) * F.normalize(noise, dim=-1) * self.eps
+                all_embeddings = (
+                    all_embeddings + torch.sign(all_embeddings) * F.normalize(noise, dim=-1) * self.eps
+                )
             layers.append(all_embeddings)
         return layers
 

@@ -41,13 +41,17 @@ class HNLMTrainDataLoader(TrainDataLoader):
             self._bind_store(config, dataset, users, items)
         self.candidate_sampler: CandidateSampler | None = None
         if sampler_class(config["neg_sampler"]).needs_candidates:
-            self.candidate_sampler = CandidateSampler(users, items, dataset.item_num, config["neg_candidates"])
+            self.candidate_sampler = CandidateSampler(
+                users, items, dataset.item_num, config["neg_candidates"]
+            )
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def _bind_store(self, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> None:
         policy = config["semantic_missing"]
         if policy not in MISSING_POLICIES:
-            raise ValueError(f"config key 'semantic_missing' must be one of {MISSING_POLICIES}, got {policy!r}")
+            raise ValueError(
+                f"config key 'semantic_missing' must be one of {MISSING_POLICIES}, got {policy!r}"
+            )
         store = SemanticNegativeStore(config["semantic_negatives"]).bind(dataset)
         rows = store.rows(users, items)
         missing = np.flatnonzero(rows < 0)
@@ -55,10 +59,12 @@ class HNLMTrainDataLoader(TrainDataLoader):
         if missing.size:
             uid, iid = dataset.uid_field, dataset.iid_field
             examples = ", ".join(
-                f"({dataset.id2token(uid, users[k])!r}, {dataset.id2token(iid, items[k])!r})" for k in missing[:5]
+                f"({dataset.id2token(uid, users[k])!r}, {dataset.id2token(iid, items[k])!r})"
+                for k in missing[:5]
             )
             message = (
-                f"{missing.size} of {len(rows)} training pairs ({missing.size / len(rows):.2%}) have no negative "
+                f"{missing.size} of {len(rows)} training pairs ({missing.size / len(rows):.2%}) "
+                "have no negative "
                 f"in store {store.store.path}, e.g. {examples}"
             )
             if policy == "error":
@@ -66,7 +72,9 @@ class HNLMTrainDataLoader(TrainDataLoader):
                     message + ". Rebuild the store for this split, or set semantic_missing: random to train "
                     "those pairs with the random negative only."
                 )
-            getLogger().warning(message + "; those pairs use the random negative only (semantic_missing: random)")
+            getLogger().warning(
+                message + "; those pairs use the random negative only (semantic_missing: random)"
+            )
         self.semantic_store = store
         self.semantic_rows = rows
 

@@ -101,11 +101,15 @@ def write_store(
     for name, tokens in (("user", users), ("item", items)):
         odd = [k for k, t in enumerate(tokens) if "\t" in t or "\n" in t or "\r" in t or t == ""]
         if odd:
-            raise StoreError(f"{len(odd)} {name} tokens are empty or contain tabs/newlines, e.g. row {odd[0]}")
+            raise StoreError(
+                f"{len(odd)} {name} tokens are empty or contain tabs/newlines, e.g. row {odd[0]}"
+            )
     keys = pd.DataFrame({"user": users, "item": items})
     duplicated = np.flatnonzero(keys.duplicated().to_numpy())
     if duplicated.size:
-        raise StoreError(f"{duplicated.size} duplicate (user, item) keys: {_describe_rows(duplicated, users, items)}")
+        raise StoreError(
+            f"{duplicated.size} duplicate (user, item) keys: {_describe_rows(duplicated, users, items)}"
+        )
 
     meta = StoreMeta(
         dim=int(vectors.shape[1]),
@@ -137,9 +141,13 @@ class SemanticNegativeStore:
         except json.JSONDecodeError as err:
             raise StoreError(f"{meta_file}: invalid JSON at line {err.lineno}: {err.msg}") from err
         if raw.get("format") != STORE_FORMAT:
-            raise StoreError(f"{meta_file}: field 'format' is {raw.get('format')!r}, expected {STORE_FORMAT!r}")
+            raise StoreError(
+                f"{meta_file}: field 'format' is {raw.get('format')!r}, expected {STORE_FORMAT!r}"
+            )
         if raw.get("version") != STORE_VERSION:
-            raise StoreError(f"{meta_file}: field 'version' is {raw.get('version')!r}, expected {STORE_VERSION}")
+            raise StoreError(
+                f"{meta_file}: field 'version' is {raw.get('version')!r}, expected {STORE_VERSION}"
+            )
         missing = [f for f in StoreMeta.__dataclass_fields__ if f not in raw]
         if missing:
             raise StoreError(f"{meta_file}: missing field(s) {missing}")
@@ -207,7 +215,8 @@ class BoundNegativeStore:
             meta = store.meta
             if meta.dataset != dataset.dataset_name or meta.dataset_fingerprint != expected:
                 raise StoreError(
-                    f"{store.path}: built for dataset {meta.dataset!r} (fingerprint {meta.dataset_fingerprint}), "
+                    f"{store.path}: built for dataset {meta.dataset!r} "
+                    f"(fingerprint {meta.dataset_fingerprint}), "
                     f"but this run uses {dataset.dataset_name!r} (fingerprint {expected}). Rebuild the store "
                     "for this dataset, or check data_path and the dataset's filter settings."
                 )

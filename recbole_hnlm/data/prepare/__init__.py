@@ -16,11 +16,10 @@ import sys
 
 from recbole_hnlm.data.datasets import DATASETS, SOURCES
 
-from .atomic import read_atomic
 from .pipeline import PrepareConfig, prepare_dataset
 from .readers import RawFormatError
 
-__all__ = ["PrepareConfig", "RawFormatError", "configure_parser", "prepare_dataset", "read_atomic", "run"]
+__all__ = ["PrepareConfig", "RawFormatError", "configure_parser", "prepare_dataset", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

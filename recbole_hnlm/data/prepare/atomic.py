@@ -1,37 +1,45 @@
-"""Writing and reading RecBole atomic files that hold free text.
+"""Writing RecBole atomic files that hold free text.
 
-RecBole 1.2.1 reads atomic files with ``pandas.read_csv(sep="\\t", engine="python")`` and the default CSV
-quoting, so a text value that starts with ``"`` would swallow the tabs and lines after it. The writer
-therefore (1) puts every record on one line (text is cleaned to single spaces, see ``clean_text``) and
-(2) quotes a value holding a double quote the CSV way (the value wrapped in quotes, inner quotes doubled),
-which both RecBole and :func:`read_atomic` read back exactly. Other readers must use the same
-CSV dialect (tab separated, double-quote quoting).
+RecBole 1.2.1 reads atomic files with ``pandas.read_csv(sep="\\t", engine="python")`` and pandas'
+default CSV quoting, while the plugin's text readers use ``quoting=QUOTE_NONE``. Both read a line the
+same way as long as no value contains a tab or a line break and no value *starts* with a double quote
+(that would open a quoted field for RecBole). The writer guarantees this: text is cleaned to single
+spaces (``clean_text``) and a leading ``"`` becomes the typographic ``“``; quotes inside a value stay.
+IDs never hold whitespace or quotes (lines with such IDs are skipped as ``bad_value``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
-
-import pandas as pd
-
-DIALECT: dict[str, Any] = {
-    "delimiter": "\t",
-    "quotechar": '"',
-    "doublequote": True,
-    "quoting": csv.QUOTE_MINIMAL,
-    "lineterminator": "\n",
-}
+from typing import TextIO
 
 
 def fmt_number(value: float) -> str:
     """Shortest stable text for a rating or a timestamp (``5``, ``4.5``, ``1514764800.123``)."""
     return format(float(value), ".15g")
+
+
+def atomic_value(text: str) -> str:
+    """A cleaned text value made safe for both RecBole's quoting reader and a QUOTE_NONE reader."""
+    return "\u201c" + text[1:] if text.startswith('"') else text
+
+
+def row(values: tuple[str, ...] | list[str]) -> str:
+    return "\t".join(values) + "\n"
+
+
+def header(columns: list[tuple[str, str]]) -> list[str]:
+    return [f"{name}:{ftype}" for name, ftype in columns]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -40,7 +48,8 @@ def atomic_text_file(path: Path) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -51,28 +60,6 @@ def atomic_text_file(path: Path) -> Iterator[TextIO]:
         raise
 
 
-def header(columns: list[tuple[str, str]]) -> list[str]:
-    return [f"{name}:{ftype}" for name, ftype in columns]
-
-
-def writer(handle: TextIO) -> Any:
-    return csv.writer(handle, **DIALECT)
-
-
-def read_atomic(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an atomic file as strings, columns named without their ``:type`` suffix, text kept verbatim.
-
-    Unlike RecBole's loader, values such as ``NA`` or ``None`` stay strings; empty fields are empty strings.
-    """
-    frame = pd.read_csv(
-        path,
-        sep="\t",
-        quotechar='"',
-        doublequote=True,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        engine="c",
-    )
-    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    return frame
+def write_text_file(path: Path, text: str) -> None:
+    with atomic_text_file(path) as handle:
+        handle.write(text)

@@ -9,6 +9,7 @@ memory stays bounded by the ID arrays. The metadata files are then streamed for 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -22,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from recbole_hnlm.data.datasets import get_spec
-from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
+from recbole_hnlm.io import fingerprint
 
-from .atomic import atomic_text_file, fmt_number, header, writer
+from .atomic import atomic_text_file, atomic_value, fmt_number, header, row, write_text_file
 from .kcore import kcore_mask
 from .readers import (
     BAD_VALUE,
@@ -209,8 +210,12 @@ def prepare_dataset(
             if bar is not None and not line_no & 0xFFFF:
                 bar.update(0x10000)
             try:
-                uid = _key(_field(rec, uf))
-                iid = _key(_field(rec, itf))
+                uid = _field(rec, uf)
+                if uid not in users:  # IDs already seen are valid
+                    uid = _key(uid)
+                iid = _field(rec, itf)
+                if iid not in items:
+                    iid = _key(iid)
                 rating = _number(_field(rec, rf))
                 ts = source.time_of(_field(rec, tf))
             except KeyError as exc:
@@ -307,7 +312,7 @@ def prepare_dataset(
                 for k, (line_no, rec) in enumerate(reader.records(iter(wanted_lines))):
                     if line_no != wanted_lines[k]:
                         raise RuntimeError(f"{path.name} changed while it was being prepared")
-                    data = clean_text(rec.get(source.text_field)).encode("utf-8")
+                    data = atomic_value(clean_text(rec.get(source.text_field))).encode("utf-8")
                     offsets[sel[k]] = pos
                     lengths[sel[k]] = len(data)
                     spill.write(data)
@@ -321,12 +326,11 @@ def prepare_dataset(
         iname = np.asarray(item_names, dtype=object)
         inter_path = folder / f"{config.name}.inter"
         with open(spill_path, "rb") as spill, atomic_text_file(inter_path) as handle:
-            out = writer(handle)
-            out.writerow(header(INTER_COLUMNS))
+            handle.write(row(header(INTER_COLUMNS)))
             for k in range(n):
                 spill.seek(offsets[k])
                 text = spill.read(lengths[k]).decode("utf-8")
-                out.writerow((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]), text))
+                handle.write(row((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]), text)))
         outputs.append(inter_path.name)
 
     # ---- benchmark split files (IDs, rating, time) when the dataset's yaml loads them
@@ -341,10 +345,9 @@ def prepare_dataset(
             path = folder / f"{config.name}.{part}.inter"
             sel = np.flatnonzero(labels == j)
             with atomic_text_file(path) as handle:
-                out = writer(handle)
-                out.writerow(header(INTER_COLUMNS[:4]))
+                handle.write(row(header(INTER_COLUMNS[:4])))
                 for k in sel:
-                    out.writerow((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k])))
+                    handle.write(row((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]))))
             split_counts[part] = int(sel.size)
             outputs.append(path.name)
 
@@ -370,16 +373,15 @@ def prepare_dataset(
             if key in meta_rows:
                 meta_duplicates += 1
                 continue
-            meta_rows[key] = source.item_row(rec)
+            meta_rows[key] = tuple(atomic_value(v) for v in source.item_row(rec))
         inputs.append({"role": "metadata", "file": path.name, "sha256": reader.sha256})
     item_path = folder / f"{config.name}.item"
     if meta_paths:
         blank = ("",) * len(source.item_columns)
         with atomic_text_file(item_path) as handle:
-            out = writer(handle)
-            out.writerow(header([("item_id", "token"), *source.item_columns]))
+            handle.write(row(header([("item_id", "token"), *source.item_columns])))
             for key in sorted(needed):
-                out.writerow((key, *meta_rows.get(key, blank)))
+                handle.write(row((key, *meta_rows.get(key, blank))))
         outputs.append(item_path.name)
 
     n_users = int(np.unique(u).size)
@@ -412,9 +414,9 @@ def prepare_dataset(
         },
         "files": sorted(outputs),
     }
-    atomic_write_json(folder / f"{config.name}.card.json", card)
+    write_text_file(folder / f"{config.name}.card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
     markdown = card_markdown(card)
-    atomic_write_text(folder / f"{config.name}.card.md", markdown)
+    write_text_file(folder / f"{config.name}.card.md", markdown)
     if verbose:
         print(markdown)
         print(f"prepared {folder} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -438,7 +440,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for step in card["steps"]:
-        name = step["step"] + (f" ({step['passes']} passes)" if "passes" in step else "")
+        name = step["step"] + (f" (passes: {step['passes']})" if "passes" in step else "")
         users = f"{step['users']:,}" if "users" in step else ""
         items = f"{step['items']:,}" if "items" in step else ""
         lines.append(f"| {name} | {step['interactions']:,} | {users} | {items} |")

@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -95,20 +96,24 @@ def date_to_seconds(date: str) -> float:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or value is None:
-        raise ValueError("not a number")
+    """A finite number from a JSON number or numeric string (booleans rejected)."""
+    if value is True or value is False or value is None:
+        raise ValueError(f"not a number: {value!r}")
     out = float(value)
-    if out != out or out in (float("inf"), float("-inf")):
-        raise ValueError("not finite")
+    if not isfinite(out):
+        raise ValueError(f"not finite: {value!r}")
     return out
 
 
 def _key(value: Any) -> str:
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise ValueError("bad id")
-    text = str(value).strip()
-    if not text or any(ch.isspace() for ch in text) or '"' in text:
-        raise ValueError("bad id")
+    """An ID as text: a string or integer, outer spaces stripped, no inner whitespace or double quotes."""
+    if type(value) is not str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(f"bad id {value!r}")
+        value = str(value)
+    text = value.strip()
+    if not text or '"' in text or text.split() != [text]:
+        raise ValueError(f"bad id {value!r}")
     return text
 
 

@@ -1,0 +1,36 @@
+"""RecBole's own train/valid/test split of a dataset, as the LLM stages and the supervision stage need it.
+
+The split is built exactly as training builds it (same seed, same ``create_dataset`` + ``build``), so the
+"training interactions" every stage keys its outputs on are the ones the recommender trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from recbole.data import create_dataset
+from recbole.utils import init_seed
+
+
+@dataclass
+class Split:
+    dataset: Any  # the full, filtered RecBole Dataset (vocabularies, item features)
+    train: Any
+    valid: Any
+    test: Any
+
+
+def load_split(config: Any) -> Split:
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train, valid, test = dataset.build()
+    return Split(dataset, train, valid, test)
+
+
+def interaction_tokens(ds: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Original user and item tokens of a split's interactions, in its row order."""
+    users = ds.id2token(ds.uid_field, ds.inter_feat[ds.uid_field].numpy())
+    items = ds.id2token(ds.iid_field, ds.inter_feat[ds.iid_field].numpy())
+    return np.asarray(users).astype(str), np.asarray(items).astype(str)

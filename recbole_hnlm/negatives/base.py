@@ -1,0 +1,136 @@
+"""The interface between a backbone's loss and a negative sampler.
+
+A sampler receives a :class:`NegativeContext` (the batch, its user/positive embeddings and the backbone's
+whole :class:`Propagation`) and returns :class:`Negatives`, with gradient. Hard samplers score the batch's
+``[B, M]`` candidate tensor under ``no_grad`` and gather only the chosen rows with gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from recbole_hnlm.negatives import CANDIDATES_FIELD
+
+
+@dataclass
+class Propagation:
+    """A backbone's embeddings for one training step.
+
+    ``user``/``item`` are the final embeddings used for scoring. ``user_layers``/``item_layers`` are the
+    per-layer embeddings that the final ones pool (``pool``: "mean" or "concat"); samplers that work per
+    layer (MixGCF, DENS) use them. ``item_ego`` gives the layer-0 (ID) item embeddings for regularising a
+    synthetic negative; when None, ``item_layers[0]`` is the ego layer.
+    """
+
+    user: torch.Tensor
+    item: torch.Tensor
+    user_layers: list[torch.Tensor] | None = None
+    item_layers: list[torch.Tensor] | None = None
+    pool: str = "mean"
+    item_ego: torch.Tensor | None = None
+
+    def layers(self, kind: str) -> list[torch.Tensor]:
+        layers = self.user_layers if kind == "user" else self.item_layers
+        return layers if layers else [self.user if kind == "user" else self.item]
+
+    def ego_items(self) -> torch.Tensor:
+        return self.item_ego if self.item_ego is not None else self.layers("item")[0]
+
+    def pool_layers(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Pool per-layer embeddings (each ``[..., d_l]``) into final ones, as ``user``/``item`` were pooled."""
+        if self.pool == "mean":
+            return torch.stack(layers, dim=0).mean(dim=0)
+        if self.pool == "concat":
+            return torch.cat(layers, dim=-1)
+        raise ValueError(f"unknown layer pooling {self.pool!r}; expected 'mean' or 'concat'")
+
+
+@dataclass
+class NegativeContext:
+    interaction: Any  # recbole.data.interaction.Interaction
+    users: torch.Tensor  # [B] internal user ids
+    pos_items: torch.Tensor  # [B] internal item ids
+    user_e: torch.Tensor  # [B, d]
+    pos_e: torch.Tensor  # [B, d]
+    propagation: Propagation
+    neg_item_field: str
+    epoch: int = 0
+
+    def candidates(self) -> torch.Tensor:
+        """The ``[B, M]`` candidate items the plugin's train loader drew for this batch."""
+        try:
+            cands = self.interaction[CANDIDATES_FIELD]
+        except (KeyError, IndexError):
+            raise KeyError(
+                f"the batch has no {CANDIDATES_FIELD!r} field: hard samplers need the plugin's train loader "
+                "(train a registered HNLM model through recbole_hnlm)"
+            ) from None
+        return cands.to(self.user_e.device)
+
+
+@dataclass
+class Negatives:
+    """The negatives of one batch.
+
+    ``emb`` is ``[B, d]`` (one negative per row) or ``[B, N, d]`` (N negatives per row; the ranking loss is
+    then the mean of the N single-negative losses). ``ids``/``ego`` follow the same leading shape.
+    """
+
+    emb: torch.Tensor  # negative embedding(s) used in the ranking loss (with gradient)
+    ids: torch.Tensor | None = None  # chosen item ids; None for a synthetic negative
+    ego: torch.Tensor | None = None  # layer-0 embedding of a synthetic negative (for regularisation)
+    extra_loss: torch.Tensor | None = None  # a sampler's own auxiliary loss (already weighted)
+
+    @property
+    def per_row(self) -> int:
+        return 1 if self.emb.dim() == 2 else self.emb.shape[1]
+
+    def columns(self) -> list[Negatives]:
+        """One single-negative :class:`Negatives` per column (itself when there is one per row)."""
+        if self.emb.dim() == 2:
+            return [self]
+        return [
+            Negatives(
+                emb=self.emb[:, n],
+                ids=None if self.ids is None else self.ids[:, n],
+                ego=None if self.ego is None else self.ego[:, n],
+            )
+            for n in range(self.emb.shape[1])
+        ]
+
+
+class NegativeSampler(nn.Module):
+    """Base class: ``forward(context) -> Negatives``.
+
+    ``needs_candidates`` asks the train loader for a ``[B, M]`` candidate tensor; M is the config key
+    ``<name>_candidates``, or ``neg_candidates`` when that is unset (see :meth:`candidate_count`).
+    """
+
+    name: ClassVar[str]
+    needs_candidates: ClassVar[bool] = False
+
+    def __init__(self, config: Any, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    @classmethod
+    def candidate_count(cls, config: Any) -> int:
+        own = config[f"{cls.name}_candidates"] if f"{cls.name}_candidates" in config else None
+        count = own if own is not None else config["neg_candidates"]
+        key = f"{cls.name}_candidates" if own is not None else "neg_candidates"
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"config key {key!r} must be a positive integer, got {count!r}")
+        return count
+
+    def forward(self, ctx: NegativeContext) -> Negatives:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def config_value(config: Any, key: str, default: Any) -> Any:
+    """``config[key]`` if set, else ``default`` (plugin keys have yaml defaults; tests may build bare dicts)."""
+    value = config[key] if key in config else None
+    return default if value is None else value

@@ -1,0 +1,245 @@
+"""Hard-negative samplers: DNS, DNS(M,N), AHNS, MixGCF and DENS, vectorised over the batch.
+
+Every sampler reads the batch's ``[B, M]`` candidate tensor (uniform non-interacted items drawn by the
+plugin's train loader), scores it **under ``no_grad``** on the embeddings the batch already propagated, and
+gathers only the chosen rows **with gradient**. No sampler runs a second graph propagation.
+
+* DNS (Zhang et al., SIGIR 2013): the top-scored candidate.
+* DNS(M,N) (Shi et al., WWW 2023): the top-N scored candidates; the loss averages over the N.
+* AHNS (Lai et al., AAAI 2024): the candidate whose score is closest to ``β·(s_pos + α)^(p+1)``.
+* MixGCF (Huang et al., KDD 2021): per layer, the candidate with the highest score after positive mixing
+  (``α·e⁺ + (1−α)·e⁻``, α ~ U(0,1) per row and layer), pooled into one synthetic negative. A backbone
+  without layers (MF) has one layer, so only positive mixing remains.
+* DENS (Lai et al., WSDM 2023): gates split the positive and the candidates into relevant and irrelevant
+  factors; per layer, the candidate most similar to the user on the irrelevant factor is chosen, and a
+  4-term BPR loss on the factors (weight γ) trains the gates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler, config_value
+
+
+def candidate_scores(query: torch.Tensor, table: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``[B, M]`` inner products of each row's ``query`` [B, d] with ``table[candidates]`` (no gradient)."""
+    with torch.no_grad():
+        return torch.bmm(table.detach()[candidates], query.detach().unsqueeze(-1)).squeeze(-1)
+
+
+def pick(candidates: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Items of ``candidates`` [B, M] at column ``index`` ([B] or [B, K])."""
+    if index.dim() == 1:
+        return candidates.gather(1, index.unsqueeze(1)).squeeze(1)
+    return candidates.gather(1, index)
+
+
+class DNSNegatives(NegativeSampler):
+    """DNS: the candidate the current model scores highest."""
+
+    name = "dns"
+    needs_candidates = True
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        cands = ctx.candidates()
+        item = ctx.propagation.item
+        ids = pick(cands, candidate_scores(ctx.user_e, item, cands).argmax(dim=1))
+        return Negatives(emb=item[ids], ids=ids)
+
+
+class DNSMNNegatives(NegativeSampler):
+    """DNS(M,N): the N top-scored of the M candidates; the ranking loss is averaged over them."""
+
+    name = "dnsmn"
+    needs_candidates = True
+
+    def __init__(self, config: Any, dim: int) -> None:
+        super().__init__(config, dim)
+        self.top_n = int(config_value(config, "dnsmn_n", 2))
+        if self.top_n < 1:
+            raise ValueError(f"config key 'dnsmn_n' must be >= 1, got {self.top_n}")
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        cands = ctx.candidates()
+        if self.top_n > cands.shape[1]:
+            raise ValueError(
+                f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates "
+                "(raise dnsmn_candidates or neg_candidates)"
+            )
+        item = ctx.propagation.item
+        top = candidate_scores(ctx.user_e, item, cands).topk(self.top_n, dim=1).indices
+        ids = pick(cands, top)  # [B, N]
+        return Negatives(emb=item[ids], ids=ids)
+
+
+class AHNSNegatives(NegativeSampler):
+    """AHNS: the candidate whose score is closest to the target hardness ``β·(s(u,i⁺)+α)^(p+1)``."""
+
+    name = "ahns"
+    needs_candidates = True
+
+    def __init__(self, config: Any, dim: int) -> None:
+        super().__init__(config, dim)
+        self.alpha = float(config_value(config, "ahns_alpha", 1.0))
+        self.beta = float(config_value(config, "ahns_beta", 0.1))
+        p = config_value(config, "ahns_p", -2)
+        if int(p) != p:
+            raise ValueError(f"config key 'ahns_p' must be an integer (a negative base needs one), got {p!r}")
+        self.power = int(p) + 1
+
+    def target(self, pos_score: torch.Tensor) -> torch.Tensor:
+        return self.beta * torch.pow(pos_score + self.alpha, self.power)
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        cands = ctx.candidates()
+        item = ctx.propagation.item
+        scores = candidate_scores(ctx.user_e, item, cands)
+        with torch.no_grad():
+            pos_score = (ctx.user_e * ctx.pos_e).sum(dim=-1)
+            distance = (scores - self.target(pos_score).unsqueeze(1)).abs()
+        ids = pick(cands, distance.argmin(dim=1))
+        return Negatives(emb=item[ids], ids=ids)
+
+
+def layer_queries(ctx: NegativeContext) -> list[torch.Tensor]:
+    """The user side each layer is scored with: the pooled user for mean pooling (the final score is then
+    ranked per layer, as MixGCF/DENS do), each layer's own slice for concatenation."""
+    prop = ctx.propagation
+    n_layers = len(prop.layers("item"))
+    if prop.pool == "concat":
+        return [layer[ctx.users] for layer in prop.layers("user")]
+    return [ctx.user_e] * n_layers
+
+
+class MixGCFNegatives(NegativeSampler):
+    """MixGCF: positive mixing per layer, hop mixing across layers, one synthetic negative per row.
+
+    With scores ``s·(α·e⁺ + (1−α)·e_m)`` and ``0 ≤ α < 1``, the ``α·s·e⁺`` term is the same for every
+    candidate, so the per-layer argmax is taken on ``s·e_m`` (no ``[B, M, L, d]`` mixed tensor is built);
+    only the chosen candidate of each layer is mixed, with gradient through both it and the positive.
+    """
+
+    name = "mixgcf"
+    needs_candidates = True
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        prop = ctx.propagation
+        cands = ctx.candidates()
+        items = prop.layers("item")
+        queries = layer_queries(ctx)
+        batch = cands.shape[0]
+        alpha = torch.rand(batch, len(items), 1, device=cands.device, dtype=ctx.pos_e.dtype)
+        chosen_ids, mixed = [], []
+        for layer, (table, query) in enumerate(zip(items, queries)):
+            ids = pick(cands, candidate_scores(query, table, cands).argmax(dim=1))
+            a = alpha[:, layer]
+            mixed.append(a * table[ctx.pos_items] + (1.0 - a) * table[ids])
+            chosen_ids.append(ids)
+        ego_table = prop.ego_items()
+        a0 = alpha[:, 0]
+        ego = a0 * ego_table[ctx.pos_items] + (1.0 - a0) * ego_table[chosen_ids[0]]
+        return Negatives(emb=prop.pool_layers(mixed), ids=None, ego=ego)
+
+
+class DENSNegatives(NegativeSampler):
+    """DENS: gated relevant/irrelevant factors choose the negative per layer and get their own loss.
+
+    The gates are ``Linear(d, d)`` on each layer's embeddings (``d`` = ``embedding_size``), parameters of the
+    sampler and hence of the model. ``w = 1 − min(1, epoch / warmup)`` weighs the whole candidate in the
+    selection score ``s·(w·e_m − gate(e_m))`` early on. For the selection the candidate gate's linear part
+    is applied to every item's layer embedding once per batch and gathered, which is cheaper than applying
+    it to all ``B·M`` candidate rows when ``n_items < B·M``.
+    """
+
+    name = "dens"
+    needs_candidates = True
+
+    def __init__(self, config: Any, dim: int) -> None:
+        super().__init__(config, dim)
+        self.gamma = float(config_value(config, "dens_gamma", 0.3))
+        self.warmup = float(config_value(config, "dens_warmup", 100))
+        if self.warmup <= 0:
+            raise ValueError(f"config key 'dens_warmup' must be > 0, got {self.warmup}")
+        width = int(config_value(config, "embedding_size", dim))
+        self.user_gate = nn.Linear(width, width)
+        self.item_gate = nn.Linear(width, width)
+        self.pos_gate = nn.Linear(width, width)
+        self.neg_gate = nn.Linear(width, width)
+        self.width = width
+
+    def _check_width(self, layers: list[torch.Tensor]) -> None:
+        widths = {layer.shape[-1] for layer in layers}
+        if widths != {self.width}:
+            raise ValueError(
+                f"DENS gates are {self.width}-d (embedding_size) but the backbone's layers are "
+                f"{sorted(widths)}-d; DENS needs every layer to have embedding_size dimensions"
+            )
+
+    def positive_gate(self, user: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        prop = ctx.propagation
+        cands = ctx.candidates()
+        items, users = prop.layers("item"), prop.layers("user")
+        self._check_width(items)
+        weight = 1.0 - min(1.0, ctx.epoch / self.warmup)
+        user_l = [layer[ctx.users] for layer in users]
+        pos_l = [layer[ctx.pos_items] for layer in items]
+        chosen = []
+        with torch.no_grad():
+            for table, user, pos in zip(items, user_l, pos_l):
+                table = table.detach()
+                gated_pos = self.positive_gate(user.detach(), pos.detach())
+                neg_pre = F.linear(table, self.neg_gate.weight)[cands]  # [B, M, d] (bias is in pos_pre)
+                pos_pre = self.pos_gate(gated_pos) + self.neg_gate.bias  # [B, d]
+                cand = table[cands]
+                selection = cand * (weight - torch.sigmoid(neg_pre + pos_pre.unsqueeze(1)))
+                scores = torch.bmm(selection, user.detach().unsqueeze(-1)).squeeze(-1)
+                chosen.append(pick(cands, scores.argmax(dim=1)))
+        neg_l = [table[ids] for table, ids in zip(items, chosen)]
+        negatives = Negatives(
+            emb=prop.pool_layers(neg_l),
+            ids=chosen[0] if len(items) == 1 else None,
+            ego=prop.ego_items()[chosen[0]],
+        )
+        if self.gamma > 0:
+            negatives.extra_loss = self.gamma * self.factor_loss(ctx, user_l, pos_l, neg_l)
+        return negatives
+
+    def factor_loss(
+        self,
+        ctx: NegativeContext,
+        user_l: list[torch.Tensor],
+        pos_l: list[torch.Tensor],
+        neg_l: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """Mean of 4 BPR terms: pos relevant > pos irrelevant, neg irrelevant > neg relevant,
+        pos relevant > neg relevant, neg irrelevant > pos irrelevant (scores with the pooled user)."""
+        prop = ctx.propagation
+        pos_rel, neg_rel = [], []
+        for user, pos, neg in zip(user_l, pos_l, neg_l):
+            gated_pos = self.positive_gate(user, pos)
+            pos_rel.append(gated_pos)
+            neg_rel.append(neg * torch.sigmoid(self.neg_gate(neg) + self.pos_gate(gated_pos)))
+        pos_rel_e, neg_rel_e = prop.pool_layers(pos_rel), prop.pool_layers(neg_rel)
+        pos_irr_e = prop.pool_layers(pos_l) - pos_rel_e
+        neg_irr_e = prop.pool_layers(neg_l) - neg_rel_e
+        u = ctx.user_e
+        s_pos_rel, s_pos_irr = (u * pos_rel_e).sum(-1), (u * pos_irr_e).sum(-1)
+        s_neg_rel, s_neg_irr = (u * neg_rel_e).sum(-1), (u * neg_irr_e).sum(-1)
+        terms = (
+            F.softplus(s_pos_irr - s_pos_rel),
+            F.softplus(s_neg_rel - s_neg_irr),
+            F.softplus(s_neg_rel - s_pos_rel),
+            F.softplus(s_pos_irr - s_neg_irr),
+        )
+        return sum(t.mean() for t in terms) / 4
+
+
+HARD_SAMPLERS = (DNSNegatives, DNSMNNegatives, AHNSNegatives, MixGCFNegatives, DENSNegatives)

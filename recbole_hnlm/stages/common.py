@@ -1,0 +1,192 @@
+"""What the LLM stages share: settings from config + CLI, the dataset's training view, output paths."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
+from recbole_hnlm.llm.concurrency import RetryPolicy
+from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """LLM stage settings; config keys are the field names, CLI flags override them."""
+
+    llm_backend: str = DEFAULT_BACKEND
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key_env: str | None = None
+    llm_concurrency: int = 4
+    llm_timeout: float = 300.0
+    llm_retries: int = 4
+    llm_max_tokens: int = 256
+    llm_temperature: float = 0.0
+    llm_seed: int = 0
+    llm_max_repairs: int = 2
+    prompt_max_tokens: int = 1500
+    item_noun: str = "item"
+    embedder: str = DEFAULT_EMBEDDER
+    embedder_model: str | None = None
+    embedder_base_url: str | None = None
+    embedder_batch_size: int = 64
+
+    @classmethod
+    def resolve(cls, config: Mapping[str, Any] | Any, args: argparse.Namespace | None = None) -> LLMSettings:
+        values: dict[str, Any] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            cli = getattr(args, name, None) if args is not None else None
+            try:
+                from_config = config[name] if config is not None else None
+            except (KeyError, TypeError):
+                from_config = None
+            value = cli if cli is not None else from_config
+            if value is not None:
+                values[name] = type(spec.default)(value) if isinstance(spec.default, (int, float)) else value
+        return cls(**values)
+
+    @property
+    def params(self) -> GenerationParams:
+        return GenerationParams(self.llm_max_tokens, self.llm_temperature, self.llm_seed)
+
+    @property
+    def budget(self) -> PromptBudget:
+        return PromptBudget(max_tokens=self.prompt_max_tokens)
+
+    def backend(self) -> ChatBackend:
+        retry = RetryPolicy(retries=self.llm_retries)
+        options: dict[str, Any] = {
+            "max_concurrency": self.llm_concurrency,
+            "timeout": self.llm_timeout,
+            "retry": retry,
+        }
+        if self.llm_backend in ("openai", "ollama"):
+            options.update(base_url=self.llm_base_url, model=self.llm_model)
+        if self.llm_backend == "openai":
+            options["api_key_env"] = self.llm_api_key_env
+        if self.llm_backend in ("llamacpp", "transformers"):
+            options = {"model_path": self.llm_model, "max_concurrency": self.llm_concurrency}
+        return make_backend(self.llm_backend, **options)
+
+    def make_embedder(self) -> Embedder:
+        options: dict[str, Any] = {"batch_size": self.embedder_batch_size}
+        if self.embedder == DEFAULT_EMBEDDER:
+            options["model_path"] = self.embedder_model
+        else:
+            options.update(base_url=self.embedder_base_url, model=self.embedder_model)
+        return make_embedder(self.embedder, **options)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``profiles`` and ``negatives``; unset flags fall back to the config, then defaults."""
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data_path", default=None)
+    parser.add_argument("--config_files", nargs="*", default=None)
+    parser.add_argument("--model", default="LightGCN", help="RecBole model whose config shapes the split")
+    parser.add_argument("--artifact_dir", default=None)
+    parser.add_argument(
+        "--backend", dest="llm_backend", default=None, help="openai | ollama | llamacpp | transformers"
+    )
+    parser.add_argument("--llm_model", default=None, help="model name (servers) or model path (local)")
+    parser.add_argument("--base_url", dest="llm_base_url", default=None)
+    parser.add_argument(
+        "--api_key_env", dest="llm_api_key_env", default=None, help="env var holding the API key"
+    )
+    parser.add_argument("--concurrency", dest="llm_concurrency", type=int, default=None)
+    parser.add_argument("--timeout", dest="llm_timeout", type=float, default=None)
+    parser.add_argument("--retries", dest="llm_retries", type=int, default=None)
+    parser.add_argument("--max_tokens", dest="llm_max_tokens", type=int, default=None)
+    parser.add_argument("--temperature", dest="llm_temperature", type=float, default=None)
+    parser.add_argument("--max_repairs", dest="llm_max_repairs", type=int, default=None)
+    parser.add_argument("--prompt_max_tokens", type=int, default=None)
+    parser.add_argument("--embedder", default=None, help="sentence-transformers | openai | ollama")
+    parser.add_argument("--embedder_model", default=None)
+    parser.add_argument("--embedder_base_url", default=None)
+    parser.add_argument("--no_progress", action="store_true")
+
+
+@dataclass
+class TrainingView:
+    """What the LLM stages read from a dataset: item text, training histories, training reviews."""
+
+    dataset: str
+    dataset_fingerprint: str
+    items: dict[str, ItemRecord]
+    histories: dict[str, list[str]]  # user token -> item tokens of its training interactions, in order
+    reviews: dict[tuple[str, str], str]
+    config: Any = None
+
+
+def artifact_root(config: Any, args: argparse.Namespace, dataset: str) -> Path:
+    root = getattr(args, "artifact_dir", None)
+    if root is None:
+        try:
+            root = config["artifact_dir"]
+        except (KeyError, TypeError):
+            root = None
+    return Path(root or "artifacts") / dataset
+
+
+def _config_value(config: Any, key: str, default: Any) -> Any:
+    try:
+        value = config[key]
+    except (KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+def load_training_view(args: argparse.Namespace) -> TrainingView:
+    """Build the plugin config, load RecBole's split, and collect text for the training interactions."""
+    import numpy as np
+
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.data.fingerprint import dataset_fingerprint
+    from recbole_hnlm.data.splits import interaction_tokens, load_split
+    from recbole_hnlm.data.text import dataset_dir, load_item_text, load_reviews
+
+    config_dict: dict[str, Any] = {}
+    if args.data_path:
+        config_dict["data_path"] = args.data_path
+    config = make_config(args.model, args.dataset, args.config_files, config_dict)
+    split = load_split(config)
+    full = split.dataset
+    users, items = interaction_tokens(split.train)
+    time_field = config["TIME_FIELD"]
+    if time_field and time_field in split.train.inter_feat:
+        order = np.argsort(split.train.inter_feat[time_field].numpy(), kind="stable")
+        users, items = users[order], items[order]
+    histories: dict[str, list[str]] = {}
+    for user, item in zip(users.tolist(), items.tolist()):
+        histories.setdefault(str(user), []).append(str(item))
+
+    folder = dataset_dir(config["data_path"], args.dataset)
+    text_fields = _config_value(config, "text_fields", None)
+    if not text_fields:
+        raise KeyError(
+            f"dataset {args.dataset!r}: set the config key 'text_fields' to the .item columns with its text"
+        )
+    iid, uid = full.iid_field, full.uid_field
+    texts = load_item_text(folder, args.dataset, list(text_fields), iid)
+    known = [str(t) for t in full.field2id_token[iid][1:]]  # [PAD] is id 0
+    training_pairs = set(zip(users.tolist(), items.tolist()))
+    all_reviews = load_reviews(
+        folder, args.dataset, _config_value(config, "review_field", "review"), uid, iid
+    )
+    reviews = {pair: text for pair, text in all_reviews.items() if pair in training_pairs}
+    per_item: dict[str, list[str]] = {}
+    for (_user, item), text in sorted(reviews.items()):
+        per_item.setdefault(item, []).append(text)
+    records = {t: ItemRecord(t, texts.get(t, {}), tuple(per_item.get(t, ()))) for t in known}
+    return TrainingView(args.dataset, dataset_fingerprint(full), records, histories, reviews, config)

@@ -1,0 +1,229 @@
+"""Stage 1: an LLM profile (``summarization``, ``reasoning``) for every item and every user.
+
+Item profiles come from the item's text fields and its training reviews; user profiles from the
+user's *training* interactions (titles, the items' profiles, the user's reviews). Output folder
+``<artifact_dir>/<dataset>/profiles/`` (replaced atomically)::
+
+    items.jsonl, users.jsonl   {"token", "summarization", "reasoning", "status", "attempts"} per line
+    meta.json                  dataset + fingerprint, settings + fingerprint, reports
+    item_embeddings.npy + item_tokens.txt, user_embeddings.npy + user_tokens.txt   (with --embed)
+
+Requests are cached in ``<artifact_dir>/<dataset>/llm_cache/profiles.jsonl``; a rerun after any
+interruption sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recbole_hnlm.io import atomic_directory, atomic_write_json, config_fingerprint
+from recbole_hnlm.llm.backends import ChatBackend
+from recbole_hnlm.llm.cache import RequestCache
+from recbole_hnlm.llm.embedders import Embedder
+from recbole_hnlm.llm.parsing import PROFILE_TASK, Outcome
+from recbole_hnlm.llm.prompts import HistoryEntry, ItemRecord, item_profile_messages, user_profile_messages
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
+from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_requests
+
+USABLE = ("ok", "repaired", "fallback")
+
+
+def profile_record(token: str, outcome: Outcome) -> dict[str, Any]:
+    value = outcome.value or {}
+    return {
+        "token": token,
+        "summarization": value.get("summarization"),
+        "reasoning": value.get("reasoning"),
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+    }
+
+
+def item_profiles(
+    items: Mapping[str, ItemRecord],
+    backend: ChatBackend,
+    cache: RequestCache,
+    settings: LLMSettings,
+    *,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], StageReport]:
+    requests = [
+        LLMRequest(token, item_profile_messages(item, settings.budget, settings.item_noun), PROFILE_TASK)
+        for token, item in items.items()
+    ]
+    report = StageReport("item profiles")
+    outcomes = run_requests(
+        requests,
+        backend,
+        cache,
+        params=settings.params,
+        max_repairs=settings.llm_max_repairs,
+        report=report,
+        progress=progress,
+    )
+    return [profile_record(r.id, outcomes[r.id]) for r in requests], report
+
+
+def user_histories(
+    histories: Mapping[str, list[str]],
+    items: Mapping[str, ItemRecord],
+    item_summaries: Mapping[str, str],
+    reviews: Mapping[tuple[str, str], str],
+) -> dict[str, list[HistoryEntry]]:
+    """Each user's training items as prompt entries: title, the item's profile, the user's review."""
+    out: dict[str, list[HistoryEntry]] = {}
+    for user, tokens in histories.items():
+        out[user] = [
+            HistoryEntry(
+                items[t].title if t in items else t,
+                item_summaries.get(t),
+                reviews.get((user, t)),
+            )
+            for t in tokens
+        ]
+    return out
+
+
+def user_profiles(
+    histories: Mapping[str, list[HistoryEntry]],
+    backend: ChatBackend,
+    cache: RequestCache,
+    settings: LLMSettings,
+    *,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], StageReport]:
+    requests = [
+        LLMRequest(user, user_profile_messages(history, settings.budget, settings.item_noun), PROFILE_TASK)
+        for user, history in histories.items()
+    ]
+    report = StageReport("user profiles")
+    outcomes = run_requests(
+        requests,
+        backend,
+        cache,
+        params=settings.params,
+        max_repairs=settings.llm_max_repairs,
+        report=report,
+        progress=progress,
+    )
+    return [profile_record(r.id, outcomes[r.id]) for r in requests], report
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+def embed_profiles(records: list[dict[str, Any]], embedder: Embedder) -> tuple[list[str], np.ndarray]:
+    """Tokens and embeddings of the usable profiles (failed ones are left out, never filled in)."""
+    kept = [r for r in records if r["status"] in USABLE and r["summarization"]]
+    vectors = embedder.embed([r["summarization"] for r in kept])
+    return [r["token"] for r in kept], vectors
+
+
+def write_profiles(
+    out_dir: Path,
+    items: list[dict[str, Any]],
+    users: list[dict[str, Any]],
+    *,
+    meta: dict[str, Any],
+    embedder: Embedder | None = None,
+) -> None:
+    """Write the profiles folder atomically (readers see the old folder or the complete new one)."""
+    embedded: dict[str, tuple[list[str], np.ndarray]] = {}
+    if embedder is not None:
+        embedded = {"item": embed_profiles(items, embedder), "user": embed_profiles(users, embedder)}
+        meta = {**meta, "embedder": {"name": embedder.name, "model": embedder.model}}
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "items.jsonl").write_text(_jsonl(items), encoding="utf-8")
+        (tmp / "users.jsonl").write_text(_jsonl(users), encoding="utf-8")
+        for kind, (tokens, vectors) in embedded.items():
+            np.save(tmp / f"{kind}_embeddings.npy", vectors.astype(np.float32))
+            (tmp / f"{kind}_tokens.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
+    """``token -> record`` from a profiles JSON-lines file, naming the line of any bad record."""
+    out: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                record = json.loads(line)
+                out[str(record["token"])] = record
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}, line {number}: not a profile record ({err})") from err
+    return out
+
+
+def generate_profiles(
+    view: TrainingView,
+    backend: ChatBackend,
+    settings: LLMSettings,
+    root: Path,
+    *,
+    embedder: Embedder | None = None,
+    max_items: int | None = None,
+    max_users: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run stage 1 end to end for a dataset view; returns the meta written to ``profiles/meta.json``."""
+    items = dict(list(view.items.items())[:max_items]) if max_items else dict(view.items)
+    histories = dict(list(view.histories.items())[:max_users]) if max_users else dict(view.histories)
+    with RequestCache(root / "llm_cache" / "profiles.jsonl") as cache:
+        item_records, item_report = item_profiles(items, backend, cache, settings, progress=progress)
+        summaries = {r["token"]: r["summarization"] for r in item_records if r["status"] in USABLE}
+        entries = user_histories(histories, view.items, summaries, view.reviews)
+        user_records, user_report = user_profiles(entries, backend, cache, settings, progress=progress)
+    reports = [item_report.as_dict(), user_report.as_dict()]
+    shaping = {k: v for k, v in settings.as_dict().items() if not k.startswith("embedder")}
+    meta = {
+        "stage": "profiles",
+        "dataset": view.dataset,
+        "dataset_fingerprint": view.dataset_fingerprint,
+        "config_fingerprint": config_fingerprint({**shaping, "max_items": max_items, "max_users": max_users}),
+        "settings": shaping,
+        "backend": {"name": backend.name, "model": backend.model},
+        "reports": reports,
+    }
+    write_profiles(root / "profiles", item_records, user_records, meta=meta, embedder=embedder)
+    atomic_write_json(root / "profiles.report.json", reports)
+    for report in (item_report, user_report):
+        print(report.summary())
+    return meta
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--embed", action="store_true", help="also embed the profiles (RLMRec baseline)")
+    parser.add_argument("--max_items", type=int, default=None, help="only the first N items (smoke runs)")
+    parser.add_argument("--max_users", type=int, default=None, help="only the first N users (smoke runs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recbole_hnlm.stages.common import load_training_view
+
+    view = load_training_view(args)
+    settings = LLMSettings.resolve(view.config, args)
+    root = artifact_root(view.config, args, view.dataset)
+    backend = settings.backend()
+    try:
+        embedder = settings.make_embedder() if args.embed else None
+        generate_profiles(
+            view,
+            backend,
+            settings,
+            root,
+            embedder=embedder,
+            max_items=args.max_items,
+            max_users=args.max_users,
+            progress=not args.no_progress,
+        )
+    finally:
+        backend.close()
+    return 0

@@ -1,0 +1,279 @@
+"""Stage 2: prompt-only semantic negatives (the paper's v1 pipeline).
+
+``--mode interaction`` (default, the paper's): for each training interaction (u, i) the LLM names one
+item close to u's taste and to i that u would still not want. ``--mode user`` (cheaper): one request
+per user names ``k`` such items, shared round-robin by the user's interactions. Each name is embedded
+(one batched call over the distinct names) and written with the store format of
+``recbole_hnlm.negatives.store`` to ``<artifact_dir>/<dataset>/negatives/prompt``.
+
+A "None" answer, an answer that never parses, a server failure, or a user with no usable profile
+gives *no row*: it is counted in the report (``prompt.report.json``) and never replaced by noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recbole_hnlm.io import atomic_write_json, atomic_write_text, config_fingerprint
+from recbole_hnlm.llm.backends import ChatBackend
+from recbole_hnlm.llm.cache import RequestCache
+from recbole_hnlm.llm.embedders import Embedder
+from recbole_hnlm.llm.parsing import NEGATIVE_TASK, is_none_answer, negatives_task
+from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
+from recbole_hnlm.stages.profiles import USABLE, read_profiles
+from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_requests
+
+MODES = ("interaction", "user")
+PRODUCER = "prompt_negatives"
+
+
+class ProfilesMissingError(FileNotFoundError):
+    pass
+
+
+def load_profile_summaries(
+    profiles_dir: Path, dataset_fingerprint: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Usable user and item summaries from stage 1, checked to belong to this dataset."""
+    meta_file = profiles_dir / "meta.json"
+    if not meta_file.is_file():
+        raise ProfilesMissingError(
+            f"{meta_file} not found: run `recbole-hnlm profiles` for this dataset first"
+        )
+    meta = json.loads(meta_file.read_text())
+    if meta.get("dataset_fingerprint") != dataset_fingerprint:
+        raise ValueError(
+            f"{meta_file}: profiles were built for dataset {meta.get('dataset')!r} with fingerprint "
+            f"{meta.get('dataset_fingerprint')}, but this dataset has fingerprint {dataset_fingerprint}; "
+            "rerun `recbole-hnlm profiles`"
+        )
+
+    def usable(path: Path) -> dict[str, str]:
+        return {
+            t: r["summarization"]
+            for t, r in read_profiles(path).items()
+            if r["status"] in USABLE and r["summarization"]
+        }
+
+    return usable(profiles_dir / "users.jsonl"), usable(profiles_dir / "items.jsonl")
+
+
+def interaction_negatives(
+    view: TrainingView,
+    user_profiles: Mapping[str, str],
+    item_profiles: Mapping[str, str],
+    backend: ChatBackend,
+    cache: RequestCache,
+    settings: LLMSettings,
+    *,
+    progress: bool = True,
+) -> tuple[list[tuple[str, str, str]], StageReport, Counter]:
+    """(user, item, negative name) per answered training interaction, the report, and skip counts."""
+    skips: Counter = Counter()
+    requests: list[LLMRequest] = []
+    pairs: dict[str, tuple[str, str]] = {}
+    for user, items in view.histories.items():
+        for item in dict.fromkeys(items):  # repeated interactions share one key in the store
+            if user not in user_profiles:
+                skips["no_user_profile"] += 1
+                continue
+            rid = f"{user}\t{item}"
+            pairs[rid] = (user, item)
+            messages = hard_negative_messages(
+                user_profiles[user],
+                view.items[item],
+                item_profiles.get(item),
+                settings.budget,
+                settings.item_noun,
+            )
+            requests.append(LLMRequest(rid, messages, NEGATIVE_TASK))
+    report = StageReport("prompt negatives")
+    outcomes = run_requests(
+        requests,
+        backend,
+        cache,
+        params=settings.params,
+        max_repairs=settings.llm_max_repairs,
+        report=report,
+        progress=progress,
+    )
+    rows: list[tuple[str, str, str]] = []
+    for rid, outcome in outcomes.items():
+        name = (outcome.value or {}).get("hard_negative_item")
+        if outcome.status == "failed":
+            continue
+        if is_none_answer(name):
+            skips["none_answer"] += 1
+            continue
+        rows.append((*pairs[rid], name.strip()))
+    return rows, report, skips
+
+
+def user_negatives(
+    view: TrainingView,
+    user_profiles: Mapping[str, str],
+    backend: ChatBackend,
+    cache: RequestCache,
+    settings: LLMSettings,
+    k: int,
+    *,
+    progress: bool = True,
+) -> tuple[list[tuple[str, str, str]], StageReport, Counter]:
+    skips: Counter = Counter()
+    task = negatives_task(k)
+    requests = []
+    for user, items in view.histories.items():
+        if user not in user_profiles:
+            skips["no_user_profile"] += len(dict.fromkeys(items))
+            continue
+        titles = [view.items[i].title for i in items if i in view.items]
+        messages = per_user_negative_messages(
+            user_profiles[user], titles, k, settings.budget, settings.item_noun
+        )
+        requests.append(LLMRequest(user, messages, task))
+    report = StageReport("prompt negatives (per user)")
+    outcomes = run_requests(
+        requests,
+        backend,
+        cache,
+        params=settings.params,
+        max_repairs=settings.llm_max_repairs,
+        report=report,
+        progress=progress,
+    )
+    rows: list[tuple[str, str, str]] = []
+    for user, outcome in outcomes.items():
+        names = [
+            n.strip() for n in (outcome.value or {}).get("hard_negative_items", []) if not is_none_answer(n)
+        ]
+        interactions = list(dict.fromkeys(view.histories[user]))
+        if outcome.status == "failed":
+            continue
+        if not names:
+            skips["none_answer"] += len(interactions)
+            continue
+        rows += [(user, item, names[j % len(names)]) for j, item in enumerate(interactions)]
+    return rows, report, skips
+
+
+def write_negatives(
+    root: Path,
+    rows: list[tuple[str, str, str]],
+    embedder: Embedder,
+    *,
+    dataset: str,
+    dataset_fingerprint: str,
+    config: Mapping[str, Any],
+    details: Mapping[str, Any],
+) -> None:
+    from recbole_hnlm.negatives.store import write_store
+
+    names = sorted({name for _, _, name in rows})
+    vectors = embedder.embed(names) if names else np.zeros((0, 1), dtype=np.float32)
+    index = {name: k for k, name in enumerate(names)}
+    matrix = vectors[[index[n] for _, _, n in rows]] if rows else vectors[:0]
+    write_store(
+        root / "negatives" / "prompt",
+        [u for u, _, _ in rows],
+        [i for _, i, _ in rows],
+        matrix,
+        producer=PRODUCER,
+        dataset=dataset,
+        dataset_fingerprint=dataset_fingerprint,
+        config=config,
+        details={
+            **details,
+            "embedder": {"name": embedder.name, "model": embedder.model},
+            "distinct_names": len(names),
+        },
+    )
+    lines = "".join(
+        json.dumps({"user": u, "item": i, "negative": n}, ensure_ascii=False) + "\n" for u, i, n in rows
+    )
+    atomic_write_text(root / "negatives" / "prompt.names.jsonl", lines)
+
+
+def generate_negatives(
+    view: TrainingView,
+    backend: ChatBackend,
+    embedder: Embedder,
+    settings: LLMSettings,
+    root: Path,
+    *,
+    mode: str = "interaction",
+    k: int = 3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    if mode not in MODES:
+        raise ValueError(f"unknown negatives mode {mode!r}; choose one of {MODES}")
+    users, items = load_profile_summaries(root / "profiles", view.dataset_fingerprint)
+    with RequestCache(root / "llm_cache" / "negatives.jsonl") as cache:
+        if mode == "interaction":
+            rows, report, skips = interaction_negatives(
+                view, users, items, backend, cache, settings, progress=progress
+            )
+        else:
+            rows, report, skips = user_negatives(view, users, backend, cache, settings, k, progress=progress)
+    shaping = {k_: v for k_, v in settings.as_dict().items()}
+    report.extra = {
+        "mode": mode,
+        "k": k if mode == "user" else None,
+        "rows": len(rows),
+        "skipped": dict(skips),
+    }
+    summary = report.as_dict()
+    if not rows:
+        atomic_write_json(root / "negatives" / "prompt.report.json", summary)
+        raise RuntimeError(
+            f"no usable negatives were generated; see {root / 'negatives' / 'prompt.report.json'}"
+        )
+    write_negatives(
+        root,
+        rows,
+        embedder,
+        dataset=view.dataset,
+        dataset_fingerprint=view.dataset_fingerprint,
+        config={**shaping, "mode": mode, "k": k},
+        details={"report": summary, "backend": {"name": backend.name, "model": backend.model}},
+    )
+    summary["config_fingerprint"] = config_fingerprint({**shaping, "mode": mode, "k": k})
+    atomic_write_json(root / "negatives" / "prompt.report.json", summary)
+    print(report.summary() + f"; {len(rows)} store rows; skipped {dict(skips)}")
+    return summary
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--mode", choices=MODES, default="interaction")
+    parser.add_argument("--k", type=int, default=3, help="negatives per user in --mode user")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recbole_hnlm.stages.common import load_training_view
+
+    view = load_training_view(args)
+    settings = LLMSettings.resolve(view.config, args)
+    root = artifact_root(view.config, args, view.dataset)
+    backend = settings.backend()
+    try:
+        generate_negatives(
+            view,
+            backend,
+            settings.make_embedder(),
+            settings,
+            root,
+            mode=args.mode,
+            k=args.k,
+            progress=not args.no_progress,
+        )
+    finally:
+        backend.close()
+    return 0

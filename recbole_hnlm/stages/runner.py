@@ -1,0 +1,154 @@
+"""Running many structured LLM requests: cache first, then a bounded pool, a progress bar and a report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, Messages
+from recbole_hnlm.llm.cache import RequestCache, request_key
+from recbole_hnlm.llm.concurrency import LLMServerError, bounded_map
+from recbole_hnlm.llm.parsing import Outcome, StructuredTask, generate_structured
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    id: str
+    messages: Messages
+    task: StructuredTask
+
+
+@dataclass
+class StageReport:
+    """Counts of every outcome, tokens and time; printed at the end of a stage and saved as JSON."""
+
+    stage: str
+    total: int = 0
+    counts: Counter = field(default_factory=Counter)
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    error_examples: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome, *, cached: bool) -> None:
+        self.counts[outcome.status] += 1
+        self.cached += int(cached)
+        if not cached:
+            self.prompt_tokens += outcome.prompt_tokens
+            self.completion_tokens += outcome.completion_tokens
+        if outcome.status in ("fallback", "failed") and len(self.error_examples) < 5 and outcome.errors:
+            self.error_examples.append(outcome.errors[-1][:300])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "total": self.total,
+            "counts": {
+                status: self.counts.get(status, 0) for status in ("ok", "repaired", "fallback", "failed")
+            },
+            "cached": self.cached,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+            "error_examples": self.error_examples,
+            **self.extra,
+        }
+
+    def summary(self) -> str:
+        c = self.as_dict()["counts"]
+        rate = self.completion_tokens / self.seconds if self.seconds else 0.0
+        return (
+            f"[{self.stage}] {self.total} records: {c['ok']} ok, {c['repaired']} repaired, "
+            f"{c['fallback']} fallback, "
+            f"{c['failed']} failed ({self.cached} from cache); tokens {self.prompt_tokens} in / "
+            f"{self.completion_tokens} out ({rate:.1f} tok/s); {self.seconds:.1f} s"
+        )
+
+
+def cache_key(request: LLMRequest, backend: ChatBackend, params: GenerationParams, max_repairs: int) -> str:
+    return request_key(
+        messages=request.messages,
+        backend=backend.name,
+        model=backend.model,
+        params=params.as_dict(),
+        schema=request.task.schema,
+        max_repairs=max_repairs,
+    )
+
+
+def run_requests(
+    requests: Sequence[LLMRequest],
+    backend: ChatBackend,
+    cache: RequestCache,
+    *,
+    params: GenerationParams,
+    max_repairs: int,
+    report: StageReport,
+    max_consecutive_errors: int | None = None,
+    progress: bool = True,
+) -> dict[str, Outcome]:
+    """Outcome per request id. Cached requests are not sent again; new outcomes are cached as they arrive.
+
+    A request whose server call fails for good (retries exhausted) is *not* cached and is reported as
+    ``failed``; after ``max_consecutive_errors`` such failures in a row the stage stops with
+    :class:`LLMServerError` (the work already cached is kept for the rerun).
+    """
+    start = time.perf_counter()
+    outcomes: dict[str, Outcome] = {}
+    keys = {r.id: cache_key(r, backend, params, max_repairs) for r in requests}
+    todo = []
+    for request in requests:
+        hit = cache.get(keys[request.id])
+        if hit is None:
+            todo.append(request)
+        else:
+            outcomes[request.id] = Outcome.from_dict(hit)
+            report.add(outcomes[request.id], cached=True)
+    report.total += len(requests)
+    limit = max_consecutive_errors or max(8, 2 * backend.max_concurrency)
+    streak = 0
+    if todo:
+        backend.check()
+
+    def call(request: LLMRequest) -> Outcome:
+        return generate_structured(backend, request.messages, request.task, params, max_repairs=max_repairs)
+
+    bar = tqdm(
+        total=len(requests), initial=len(outcomes), desc=report.stage, unit="req", disable=not progress
+    )
+    try:
+        for request, result in bounded_map(call, todo, max_workers=backend.max_concurrency):
+            if isinstance(result, LLMServerError):
+                streak += 1
+                outcome = Outcome("failed", None, "", 0, [f"server: {result}"])
+                if streak >= limit:
+                    raise LLMServerError(
+                        f"{report.stage}: {streak} requests in a row failed at the server; stopping "
+                        f"(finished answers are cached, rerun to resume). Last error: {result}"
+                    ) from result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                streak = 0
+                outcome = result
+                cache.put(keys[request.id], outcome.as_dict())
+            outcomes[request.id] = outcome
+            report.add(outcome, cached=False)
+            bar.update(1)
+            bar.set_postfix(
+                ok=report.counts["ok"] + report.counts["repaired"],
+                fb=report.counts["fallback"],
+                fail=report.counts["failed"],
+                refresh=False,
+            )
+    finally:
+        bar.close()
+        report.seconds += time.perf_counter() - start
+    return outcomes

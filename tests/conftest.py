@@ -1,0 +1,91 @@
+"""Shared fixtures: real data slices, a store built for them, and a clean working directory for RecBole."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(1)
+
+import recbole_hnlm  # noqa: E402,F401  (applies the compat shims, registers the models)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Small, fast settings for training tests (1 epoch, no progress bars, quiet logs).
+FAST = {
+    "epochs": 1,
+    "embedding_size": 16,
+    "train_batch_size": 1024,
+    "show_progress": False,
+    "state": "ERROR",
+    "seed": 2020,
+}
+
+
+def shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real dataset {name} not available at {path}")
+    return path
+
+
+@pytest.fixture(autouse=False)
+def in_tmp(tmp_path, monkeypatch):
+    """RecBole writes log/, log_tensorboard/ and saved/ into the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def toys_slice(tmp_path_factory) -> dict:
+    """The first 300 users of the real Amazon Toys 5-core data as a RecBole dataset 'toys-slice'.
+
+    Returns ``{"dataset": name, "config": config entries that load it}``.
+    """
+    source = shared_data("toys") / "toys.inter"
+    inter = pd.read_csv(source, sep="\t", dtype=str)
+    users = inter["user_id:token"].drop_duplicates().iloc[:300]
+    part = inter[inter["user_id:token"].isin(users)]
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "toys-slice"
+    folder.mkdir()
+    part.to_csv(folder / "toys-slice.inter", sep="\t", index=False)
+    return {
+        "dataset": "toys-slice",
+        "config": {"data_path": str(root), "load_col": {"inter": ["user_id", "item_id", "timestamp"]}},
+    }
+
+
+def build_store_for(
+    model: str, dataset: str, config_dict: dict, path: Path, dim: int = 8, seed: int = 0
+) -> Path:
+    """A store with a random vector for every training pair of ``dataset``'s split (as training builds it)."""
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.data.fingerprint import dataset_fingerprint
+    from recbole_hnlm.data.splits import interaction_tokens, load_split
+    from recbole_hnlm.negatives.store import write_store
+
+    config = make_config(model, dataset, config_dict=config_dict)
+    split = load_split(config)
+    users, items = interaction_tokens(split.train)
+    vectors = np.random.default_rng(seed).normal(size=(len(users), dim)).astype(np.float32)
+    write_store(
+        path,
+        users,
+        items,
+        vectors,
+        producer="test",
+        dataset=dataset,
+        dataset_fingerprint=dataset_fingerprint(split.dataset),
+        config=config_dict,
+    )
+    return path

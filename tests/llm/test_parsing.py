@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from recbole_hnlm.llm.backends import ChatResult, GenerationParams
+from recbole_hnlm.llm.parsing import (
+    NEGATIVE_TASK,
+    PROFILE_TASK,
+    JsonExtractionError,
+    extract_json,
+    generate_structured,
+    is_none_answer,
+    negatives_task,
+    validate,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": "x", "b": "y"}', {"a": "x", "b": "y"}),
+        ('```json\n{"a": "x"}\n```\nHope this helps!', {"a": "x"}),
+        ('Sure! Here it is: {"a": "brace } in string", "b": 1} and more text {', {"a": "brace } in string", "b": 1}),
+        ("{'a': 'single', 'b': None}", {"a": "single", "b": None}),
+        ('{"a": "x", "b": ["p", "q",],}', {"a": "x", "b": ["p", "q"]}),
+        ('{"a": true, "b": null}', {"a": True, "b": None}),
+        ('noise {bad} then {"a": "ok"}', {"a": "ok"}),
+        ('{"outer": {"inner": "v"}}', {"outer": {"inner": "v"}}),
+    ],
+)
+def test_extract_json_exact(text, expected):
+    assert extract_json(text) == expected
+
+
+@pytest.mark.parametrize("text", ["no json here", '{"a": "never closed', "[1, 2, 3]", ""])
+def test_extract_json_errors(text):
+    with pytest.raises(JsonExtractionError):
+        extract_json(text)
+
+
+def test_validate_exact_messages():
+    assert validate({"summarization": "s", "reasoning": "r"}, PROFILE_TASK.schema) == []
+    assert validate({"summarization": 3}, PROFILE_TASK.schema) == [
+        "$: missing key 'reasoning'",
+        "$.summarization: expected string, got int",
+    ]
+    schema = negatives_task(2).schema
+    assert validate({"hard_negative_items": ["a"], "reasoning": ""}, schema) == ["$.hard_negative_items: fewer than 2 items"]
+    assert NEGATIVE_TASK.errors({"hard_negative_item": " ".join(["w"] * 21), "reasoning": "r"}) == [
+        "hard negative name has more than 20 words"
+    ]
+
+
+def test_none_answers():
+    assert is_none_answer("None") and is_none_answer(" none. ") and is_none_answer(None) and is_none_answer("N/A")
+    assert not is_none_answer("Nonesuch Toy")
+
+
+class Scripted:
+    name, model, max_concurrency = "scripted", "m", 1
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.seen = []
+
+    def chat(self, messages, *, params, schema=None):
+        self.seen.append(messages)
+        return ChatResult(self.answers.pop(0), 3, 2)
+
+    def check(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_generate_ok_repaired_fallback_failed():
+    params = GenerationParams()
+    ok = generate_structured(Scripted(['{"summarization": "s", "reasoning": "r"}']), [], PROFILE_TASK, params)
+    assert (ok.status, ok.value, ok.attempts, ok.prompt_tokens) == ("ok", {"summarization": "s", "reasoning": "r"}, 1, 3)
+
+    backend = Scripted(["not json at all", '{"summarization": "s2", "reasoning": "r2", "extra": 1}'])
+    repaired = generate_structured(backend, [{"role": "user", "content": "q"}], PROFILE_TASK, params)
+    assert repaired.status == "repaired" and repaired.value == {"summarization": "s2", "reasoning": "r2"}
+    assert repaired.attempts == 2 and repaired.completion_tokens == 4
+    second = backend.seen[1]  # the repair turn carries the bad answer and the problem
+    assert second[1] == {"role": "assistant", "content": "not json at all"}
+    assert "no complete JSON object" in second[2]["content"]
+
+    prose = "This movie suits families who like animated adventures."
+    fb = generate_structured(Scripted([prose, prose, prose]), [], PROFILE_TASK, params, max_repairs=2)
+    assert fb.status == "fallback" and fb.value == {"summarization": prose, "reasoning": ""} and fb.attempts == 3
+
+    failed = generate_structured(Scripted(["{}", "{}"]), [], NEGATIVE_TASK, params, max_repairs=1)
+    assert failed.status == "failed" and failed.value is None and len(failed.errors) == 4

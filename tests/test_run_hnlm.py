@@ -1,0 +1,69 @@
+"""The command line: run_hnlm.py trains, prints the table, writes result.json; bad input fails clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recbole_hnlm.cli import main
+from recbole_hnlm.negatives.dataloader import MissingNegativesError
+from recbole_hnlm.quick_start import run_hnlm, sampler_overrides
+from tests.conftest import FAST, REPO, build_store_for
+
+
+def test_run_hnlm_script_on_embedded_ml100k(tmp_path):
+    cmd = [
+        sys.executable,
+        str(REPO / "run_hnlm.py"),
+        "--model=LightGCN",
+        "--dataset=ml-100k",
+        "--sampler=rns",
+        "--epochs=1",
+        "--embedding_size=16",
+        "--show_progress=False",
+        "--seed=7",
+    ]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=None)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "test:" in out.stdout and "ndcg@20" in out.stdout
+    results = list((tmp_path / "runs" / "ml-100k").glob("HNLMLightGCN-rns-*/result.json"))
+    assert len(results) == 1
+    record = json.loads(results[0].read_text())
+    assert record["seed"] == 7 and record["config"]["embedding_size"] == 16
+    assert record["valid_metric"] == "NDCG@20" and set(record["test_result"]) >= {"recall@20", "ndcg@20"}
+
+
+def test_sampler_overrides():
+    assert sampler_overrides("dns", None) == {"neg_sampler": "dns"}
+    assert sampler_overrides("hnlm", "s")["semantic_negatives"].endswith("s")
+    with pytest.raises(ValueError, match="--sampler=hnlm needs a semantic-negative store"):
+        sampler_overrides("hnlm", None)
+    with pytest.raises(ValueError, match="--sampler must be one of"):
+        sampler_overrides("magic", None)
+
+
+def test_cli_rejects_malformed_overrides(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--sampler=rns", "epochs=2"])
+    assert "config overrides are written --key=value" in capsys.readouterr().err
+
+
+def test_missing_pairs_follow_the_policy(toys_slice, tmp_path, in_tmp):
+    # A store built under another seed's split misses some of this split's training pairs.
+    store = build_store_for(
+        "HNLMLightGCN", toys_slice["dataset"], {**FAST, **toys_slice["config"], "seed": 1}, tmp_path / "store"
+    )
+    config = {**FAST, **toys_slice["config"]}
+    with pytest.raises(MissingNegativesError, match=r"training pairs \(.*%\) have no negative in store"):
+        run_hnlm("LightGCN", toys_slice["dataset"], "hnlm", str(store), config_dict=config)
+    record = run_hnlm(
+        "LightGCN",
+        toys_slice["dataset"],
+        "hnlm",
+        str(store),
+        config_dict={**config, "semantic_missing": "random"},
+    )
+    assert record["missing_semantic_pairs"] > 0
