@@ -160,7 +160,8 @@ def _rank_main(
     try:
         result = train_and_evaluate(config, saved=saved)
         if local_rank + config["offset"] == 0:
-            results.put(result)
+            group = {"world_size": torch.distributed.get_world_size(), "backend": torch.distributed.get_backend()}
+            results.put({**result, "ddp": group})
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

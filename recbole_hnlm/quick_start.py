@@ -29,7 +29,8 @@ compat.apply()
 
 HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns")
 SEMANTIC_SAMPLERS = ("hnlm", "prompt")
-SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS
+ALIGNMENT_SAMPLERS = ("rlmrec-con", "rlmrec-gen")  # RLMRec: profile alignment (config key `alignment`)
+SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS + ALIGNMENT_SAMPLERS
 
 
 def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
@@ -37,13 +38,16 @@ def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
 
     ``rns``..``ahns`` set ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); ``hnlm`` and
     ``prompt`` need a store and keep the configured ``neg_sampler`` as the negative the semantic one is
-    mixed with (uniform by default; e.g. ``--neg_sampler=dns`` composes both).
+    mixed with (uniform by default; e.g. ``--neg_sampler=dns`` composes both). ``rlmrec-con``/``rlmrec-gen``
+    set ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     overrides: dict[str, Any] = {}
     if sampler in HARD_SAMPLERS:
         overrides["neg_sampler"] = sampler
+    if sampler in ALIGNMENT_SAMPLERS:
+        overrides["alignment"] = sampler
     if negatives:
         overrides["semantic_negatives"] = str(Path(negatives).resolve())
     elif sampler in SEMANTIC_SAMPLERS:
@@ -184,12 +188,6 @@ def run_hnlm(
         **{k: _plain(v) for k, v in result.items() if k != "model"},
         "config": _plain(dict(config.final_config_dict)),
     }
-    if ddp is not None and ddp.enabled:
-        record["ddp"] = {
-            "world_size": ddp.resolved_world_size(),
-            "nproc": ddp.nproc,
-            "backend": config["ddp_backend"],
-        }
     atomic_write_json(run_dir / "result.json", record)
     print(f"\n{model_name} on {config['dataset']} (sampler={sampler}, seed={config['seed']})")
     print("best valid:\n" + format_metrics(result["best_valid_result"]))

@@ -222,14 +222,14 @@ def _string(max_length: int | None = None) -> dict[str, Any]:
 
 PROFILE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"summarization": _string(1200), "reasoning": _string(2400)},
+    "properties": {"summarization": _string(800), "reasoning": _string(1200)},
     "required": ["summarization", "reasoning"],
     "additionalProperties": False,
 }
 
 NEGATIVE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"hard_negative_item": _string(200), "reasoning": _string(1200)},
+    "properties": {"hard_negative_item": _string(200), "reasoning": _string(600)},
     "required": ["hard_negative_item", "reasoning"],
     "additionalProperties": False,
 }
@@ -258,7 +258,7 @@ def _nonempty(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], list[str]]:
 def _profile_fallback(raw: str) -> dict[str, Any] | None:
     """Keep a non-JSON answer's prose as the summarization (status ``fallback``); nothing if empty."""
     text = " ".join(re.sub(r"[{}\[\]`\"]", " ", raw).split())
-    return {"summarization": text[:1200], "reasoning": ""} if len(text) >= 20 else None
+    return {"summarization": text[:800], "reasoning": ""} if len(text) >= 20 else None
 
 
 MAX_NEGATIVE_WORDS = 20

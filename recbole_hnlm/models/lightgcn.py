@@ -41,6 +41,7 @@ class LightGCNHooks(SemanticNegativeMixin):
             user_layers=[u for u, _ in split],
             item_layers=[i for _, i in split],
             pool="mean",
+            item_ego=self.item_embedding.weight,  # SimGCL's pooled layers leave out layer 0
         )
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
@@ -59,4 +60,4 @@ class HNLMLightGCN(LightGCNHooks, LightGCN):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.latent_dim
-        self.init_semantic(config)
+        self.init_semantic(config, dataset)

@@ -17,7 +17,7 @@ class HNLMBPR(SemanticNegativeMixin, BPR):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.embedding_size
-        self.init_semantic(config)
+        self.init_semantic(config, dataset)
 
     def propagate(self) -> Propagation:
         # MF has no layers: the ego embeddings are the final ones (MixGCF then mixes positives only).

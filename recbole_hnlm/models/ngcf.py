@@ -20,7 +20,7 @@ class HNLMNGCF(SemanticNegativeMixin, NGCF):
         super().__init__(config, dataset)
         # NGCF concatenates the ego embedding and every layer's output.
         self.semantic_dim = sum(self.hidden_size_list)
-        self.init_semantic(config)
+        self.init_semantic(config, dataset)
 
     def propagate(self) -> Propagation:
         # The same operations, in the same order, as NGCF.forward (dropout draws included).

@@ -20,6 +20,7 @@ A backbone provides :meth:`propagate`, :meth:`bpr_loss`, :meth:`regularization` 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_hnlm.models.rlmrec import build_alignment
 from recbole_hnlm.negatives import SEMANTIC_FIELD, SEMANTIC_MASK_FIELD
 from recbole_hnlm.negatives.samplers import NegativeContext, Negatives, Propagation, build_negative_sampler
 from recbole_hnlm.negatives.store import META_FILE, StoreError
@@ -125,8 +127,11 @@ class SemanticNegativeMixin:
     #: dimension of the backbone's final embeddings (what the adapter maps into)
     semantic_dim: int
 
-    def init_semantic(self, config: Any) -> None:
-        """Call at the end of ``__init__``, after the backbone created and initialised its parameters."""
+    def init_semantic(self, config: Any, dataset: Any = None) -> None:
+        """Call at the end of ``__init__``, after the backbone created and initialised its parameters.
+
+        ``dataset`` (the training dataset) is needed only for a profile alignment (``alignment``, RLMRec).
+        """
         self.current_epoch = 0
         self.semantic_alpha = float(config["semantic_alpha"])
         self.semantic_cl_weight = float(config["semantic_cl_weight"])
@@ -152,6 +157,7 @@ class SemanticNegativeMixin:
                     config["adapter_final_activation"],
                     float(config["adapter_dropout"]),
                 )
+            self.profile_alignment = build_alignment(config, dataset, self.semantic_dim, self)
         self.to(config["device"])
 
     # --- backbone hooks --------------------------------------------------------------------------
@@ -186,30 +192,37 @@ class SemanticNegativeMixin:
             self.restore_user_e, self.restore_item_e = None, None
         users = interaction[self.USER_ID]
         pos_items = interaction[self.ITEM_ID]
-        prop = self.propagate()
+        alignment = self.profile_alignment
+        with alignment.masking() if alignment is not None else nullcontext():
+            prop = self.propagate()
         user_e, pos_e = prop.user[users], prop.item[pos_items]
         ctx = NegativeContext(
             interaction, users, pos_items, user_e, pos_e, prop, self.NEG_ITEM_ID, self.current_epoch
         )
         negatives = self.negative_sampler(ctx)
-        neg_e = negatives.emb
 
         adapted = None
         if self.semantic_adapter is not None and (self.semantic_alpha or self.semantic_cl_weight):
             mask = interaction[SEMANTIC_MASK_FIELD]
             adapted = self.semantic_adapter(interaction[SEMANTIC_FIELD])
-            if self.semantic_alpha:
-                neg_e = mix_negative(adapted, neg_e, self.semantic_alpha, mask)
 
         pos_score = torch.mul(user_e, pos_e).sum(dim=1)
-        neg_score = torch.mul(user_e, neg_e).sum(dim=1)
-        if self.rank_loss == "bpr":
-            loss = self.bpr_loss(pos_score, neg_score)
-        else:
-            loss = hinge_loss(pos_score, neg_score, self.semantic_margin)
-        reg = self.regularization(users, pos_items, negatives, user_e, pos_e)
-        if reg is not None:
-            loss = loss + reg
+        # N negatives per row (DNS(M,N)): the loss is the mean of the N single-negative losses.
+        column_losses = []
+        for column in negatives.columns():
+            neg_e = column.emb
+            if adapted is not None and self.semantic_alpha:
+                neg_e = mix_negative(adapted, neg_e, self.semantic_alpha, mask)
+            neg_score = torch.mul(user_e, neg_e).sum(dim=1)
+            if self.rank_loss == "bpr":
+                loss = self.bpr_loss(pos_score, neg_score)
+            else:
+                loss = hinge_loss(pos_score, neg_score, self.semantic_margin)
+            reg = self.regularization(users, pos_items, column, user_e, pos_e)
+            if reg is not None:
+                loss = loss + reg
+            column_losses.append(loss)
+        loss = column_losses[0] if len(column_losses) == 1 else torch.stack(column_losses).mean(dim=0)
         losses = [loss]
         if adapted is not None and self.semantic_cl_weight:
             # Always emit the term (0 when no row has a stored negative): RecBole logs loss parts by position.
@@ -221,4 +234,6 @@ class SemanticNegativeMixin:
         if negatives.extra_loss is not None:
             losses.append(negatives.extra_loss)
         losses.extend(self.auxiliary_losses(users, pos_items, prop))
+        if alignment is not None:
+            losses.append(alignment.loss(ctx, negatives))
         return losses[0] if len(losses) == 1 else tuple(losses)

@@ -19,7 +19,7 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
         super().__init__(config, dataset)
         self.semantic_dim = self.embed_dim
         self._views = None
-        self.init_semantic(config)
+        self.init_semantic(config, dataset)
 
     def propagate(self) -> Propagation:
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])

@@ -65,7 +65,7 @@ class HNLMSimGCL(LightGCNHooks, SimGCL):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.latent_dim
-        self.init_semantic(config)
+        self.init_semantic(config, dataset)
 
     def pooled_layers(self) -> list[torch.Tensor]:
         return self.perturbed_layers(perturbed=False)

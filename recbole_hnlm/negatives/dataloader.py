@@ -20,7 +20,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_FIELD, SEMANTIC_MASK_FIELD
 from recbole_hnlm.negatives.candidates import CandidateSampler
-from recbole_hnlm.negatives.samplers import sampler_class
+from recbole_hnlm.negatives.samplers import candidate_count, sampler_class
 from recbole_hnlm.negatives.store import BoundNegativeStore, SemanticNegativeStore, StoreError
 
 MISSING_POLICIES = ("error", "random")
@@ -42,7 +42,7 @@ class HNLMTrainDataLoader(TrainDataLoader):
         self.candidate_sampler: CandidateSampler | None = None
         if sampler_class(config["neg_sampler"]).needs_candidates:
             self.candidate_sampler = CandidateSampler(
-                users, items, dataset.item_num, config["neg_candidates"]
+                users, items, dataset.item_num, candidate_count(config)
             )
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 

@@ -29,7 +29,7 @@ class LLMSettings:
     llm_concurrency: int = 4
     llm_timeout: float = 300.0
     llm_retries: int = 4
-    llm_max_tokens: int = 256
+    llm_max_tokens: int = 512
     llm_temperature: float = 0.0
     llm_seed: int = 0
     llm_max_repairs: int = 2

@@ -283,7 +283,8 @@ def prepare_dataset(
     # ---- k-core to its fixed point
     mask, passes = kcore_mask(u, it, config.k_core)
     u, it, r, t, f, ln = u[mask], it[mask], r[mask], t[mask], f[mask], ln[mask]
-    steps.append({"step": f"{config.k_core}-core", "passes": passes, **sizes(u, it, u.size)})
+    kstep = f"{config.k_core}-core" if config.k_core > 1 else "no k-core"
+    steps.append({"step": kstep, "passes": passes, **sizes(u, it, u.size)})
 
     # ---- deterministic order: user id, time, item id (string order of the raw ids)
     user_names = list(users)

@@ -1,0 +1,52 @@
+"""Shared helpers for the benchmark scripts: machine description, result files, interleaved timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from recbole_hnlm.io import atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "load_average": os.getloadavg(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def interleaved_epochs(runners: dict[str, Callable[[], object]], epochs: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Time one epoch of each runner in turn, ``warmup + epochs`` rounds; warm-up rounds are dropped.
+
+    Interleaving spreads any background load on a shared machine evenly over the contenders.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for round_idx in range(warmup + epochs):
+        for name, run_epoch in runners.items():
+            start = time.perf_counter()
+            run_epoch()
+            elapsed = time.perf_counter() - start
+            if round_idx >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def write_results(name: str, payload: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(RESULTS / f"{name}.json", payload)
+    atomic_write_text(RESULTS / f"{name}.md", markdown)

@@ -1,0 +1,119 @@
+"""Epoch time of HNLM-LightGCN (semantic-negative store attached) vs plain RecBole LightGCN, side by side.
+
+Same dataset, split, batch size (4096), 64-d, 2 layers, one thread; epochs interleaved. Writes
+``benchmarks/results/training_overhead.{json,md}``. Target ratio <= 1.15.
+
+    python benchmarks/training_overhead.py [--data_path ../shared/data] [--epochs 4] [--dim 384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.utils import get_model, get_trainer, init_seed  # noqa: E402
+
+import recbole_hnlm  # noqa: E402,F401
+from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results  # noqa: E402
+from recbole_hnlm.config import make_config  # noqa: E402
+from recbole_hnlm.data.fingerprint import dataset_fingerprint  # noqa: E402
+from recbole_hnlm.data.splits import interaction_tokens, load_split  # noqa: E402
+from recbole_hnlm.negatives.store import write_store  # noqa: E402
+
+PROTOCOL = {
+    "embedding_size": 64,
+    "n_layers": 2,
+    "train_batch_size": 4096,
+    "learning_rate": 0.002,
+    "reg_weight": 1e-4,
+    "show_progress": False,
+    "state": "ERROR",
+    "seed": 2020,
+}
+
+
+def build(model: str, dataset: str, config_dict: dict):
+    config = make_config(model, dataset, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(model)(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
+    if hasattr(trainer, "_train_epoch"):
+        net.train()
+    return lambda: trainer._train_epoch(train_data, 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_path", default=str(SHARED_DATA))
+    parser.add_argument("--dataset", default="toys")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=384, help="store dimension (384 = MiniLM)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    os.chdir(work)  # RecBole writes log/ folders into the working directory
+    base = {**PROTOCOL, "data_path": args.data_path}
+
+    split = load_split(make_config("HNLMLightGCN", args.dataset, config_dict=base))
+    users, items = interaction_tokens(split.train)
+    vectors = np.random.default_rng(0).normal(size=(len(users), args.dim)).astype(np.float32)
+    store = work / "store"
+    write_store(store, users, items, vectors, producer="benchmark", dataset=args.dataset,
+                dataset_fingerprint=dataset_fingerprint(split.dataset))
+
+    runners = {
+        "RecBole LightGCN": build("LightGCN", args.dataset, base),
+        "HNLM-LightGCN + store": build(
+            "HNLMLightGCN", args.dataset, {**base, "semantic_negatives": str(store), "semantic_alpha": 0.1,
+                                           "semantic_cl_weight": 0.01},
+        ),
+    }
+    times = interleaved_epochs(runners, args.epochs)
+    base_mean = statistics.mean(times["RecBole LightGCN"])
+    rows = {
+        name: {"mean_s": statistics.mean(t), "stdev_s": statistics.pstdev(t), "epochs_s": t,
+               "ratio_vs_recbole": statistics.mean(t) / base_mean}
+        for name, t in times.items()
+    }
+    payload = {
+        "benchmark": "training_overhead",
+        "dataset": args.dataset,
+        "train_interactions": len(users),
+        "store_dim": args.dim,
+        "protocol": PROTOCOL,
+        "results": rows,
+        "target_ratio": 1.15,
+        "machine": machine(),
+        "command": "python benchmarks/training_overhead.py " + f"--epochs {args.epochs} --dim {args.dim}",
+    }
+    lines = [
+        "# Training overhead of semantic negatives",
+        "",
+        f"{args.dataset}: {len(users)} training interactions, batch 4096, 64-d, 2 layers, store dim {args.dim}, "
+        f"{args.epochs} timed epochs each (interleaved, after 1 warm-up), 1 thread.",
+        "",
+        "| model | s/epoch (mean ± sd) | ratio vs RecBole LightGCN |",
+        "|---|---|---|",
+        *[f"| {n} | {r['mean_s']:.2f} ± {r['stdev_s']:.2f} | {r['ratio_vs_recbole']:.2f}× |" for n, r in rows.items()],
+        "",
+        f"Target: ≤ 1.15×. Machine: {payload['machine']['platform']}, {payload['machine']['cpu_count']} CPUs, "
+        f"torch {payload['machine']['torch']}, load average at start {payload['machine']['load_average']}.",
+        f"Command: `{payload['command']}`",
+        "",
+    ]
+    write_results("training_overhead", payload, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: registry, raw-dump preparation, splits, item/user text, fingerprints."""

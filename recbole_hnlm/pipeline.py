@@ -1,0 +1,156 @@
+"""The default HNLMRec pipeline: run the stages that are missing, reuse the cached ones.
+
+``ensure_hnlm_store(config)``: profiles (stage 1, LLM) -> CF supervision -> LoRA fine-tuning -> inference,
+each reused when its artefact's fingerprint matches the dataset and settings, each timed; returns the
+store folder for ``semantic_negatives``. ``ensure_prompt_store(config)``: profiles -> prompt-only
+negatives (the v1 pipeline). Both print where every artefact is and write ``pipeline.json`` (timings).
+
+Config keys read here (besides each stage's own): ``hnlm_embedder`` (an adapter folder from another
+dataset: skip supervision and fine-tuning, the generalisation setting), ``hnlm_use_profiles`` (false: no
+LLM profiles, queries from item text and history titles), ``hnlm_profile_max_tokens`` (generation cap of
+the profile stage when ``llm_max_tokens`` is not set: short outputs keep the embedded SmolLM2 in budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recbole_hnlm.io import atomic_write_json
+from recbole_hnlm.stages.supervision import artifact_dir, config_value, training_view
+
+DEFAULT_PROFILE_MAX_TOKENS = 96
+
+
+def _stamp(folder: Path) -> int | None:
+    """Modification time of an artefact folder's meta file (stages replace folders atomically)."""
+    for name in ("meta.json", "embedder.json"):
+        if (folder / name).is_file():
+            return (folder / name).stat().st_mtime_ns
+    return None
+
+
+class StageLog:
+    """Per-stage status (built / reused), seconds and artefact path; printed as a table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def run(self, name: str, artefact: Path, body: Callable[[], Path]) -> Path:
+        before = _stamp(artefact)
+        start = time.perf_counter()
+        print(f"[pipeline] {name} ...", flush=True)
+        path = Path(body())
+        seconds = time.perf_counter() - start
+        status = "reused" if before is not None and before == _stamp(path) else "built"
+        self.rows.append({"stage": name, "status": status, "seconds": round(seconds, 1), "path": str(path)})
+        print(f"[pipeline] {name}: {status} in {seconds:.1f} s -> {path}", flush=True)
+        return path
+
+    def table(self) -> str:
+        lines = [f"{'stage':<14} {'status':<7} {'seconds':>8}  artefact"]
+        lines += [f"{r['stage']:<14} {r['status']:<7} {r['seconds']:>8.1f}  {r['path']}" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _llm_settings(config: Any) -> Any:
+    from recbole_hnlm.stages.common import LLMSettings
+
+    cli = argparse.Namespace()
+    if config_value(config, "llm_max_tokens") is None:
+        cli.llm_max_tokens = int(config_value(config, "hnlm_profile_max_tokens", DEFAULT_PROFILE_MAX_TOKENS))
+    return LLMSettings.resolve(config, cli)
+
+
+def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True) -> Path:
+    """``<root>/profiles``: reused when it belongs to this dataset, else generated with the configured LLM."""
+    import json
+
+    from recbole_hnlm.stages.profiles import generate_profiles
+
+    folder = root / "profiles"
+    meta_file = folder / "meta.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("dataset_fingerprint") == view.dataset_fingerprint:
+        return folder
+    settings = _llm_settings(config)
+    backend = settings.backend()
+    try:
+        generate_profiles(view, backend, settings, root, progress=progress)
+    finally:
+        backend.close()
+    return folder
+
+
+def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
+    """The fine-tuned-embedder store for ``config``'s dataset, running whatever stage is missing."""
+    from recbole_hnlm.stages.finetune import ensure_embedder
+    from recbole_hnlm.stages.inference import infer_store
+    from recbole_hnlm.stages.supervision import build_supervision
+
+    root = artifact_dir(config)
+    log = StageLog()
+    total = time.perf_counter()
+    view = training_view(config)
+    external = config_value(config, "hnlm_embedder")
+    if config_value(config, "hnlm_use_profiles", True) not in (False, "false", "False", 0):
+        log.run("profiles", root / "profiles", lambda: ensure_profiles(config, root, view, progress=progress))
+    if external:
+        adapter = Path(external)
+        if not (adapter / "embedder.json").is_file():
+            raise FileNotFoundError(f"config key 'hnlm_embedder': {adapter / 'embedder.json'} not found")
+    else:
+        log.run(
+            "supervision",
+            root / "supervision",
+            lambda: build_supervision(config, root, view=view, progress=progress),
+        )
+        adapter = log.run("finetune", root / "embedder", lambda: ensure_embedder(config, root, progress=progress))
+    from recbole_hnlm.llm.embedding_model import read_adapter_info
+    from recbole_hnlm.stages.inference import store_name
+
+    store_dir = root / "negatives" / store_name(read_adapter_info(adapter), view.dataset)
+    store = log.run(
+        "inference", store_dir, lambda: infer_store(config, root, adapter, view=view, progress=progress)
+    )
+    _finish(root, "hnlm", log, time.perf_counter() - total)
+    return store
+
+
+def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
+    """The prompt-only store (LLM names a hard negative per interaction, embedded) for ``config``'s dataset."""
+    from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
+    from recbole_hnlm.stages.prompt_negatives import generate_negatives
+
+    root = artifact_dir(config)
+    log = StageLog()
+    total = time.perf_counter()
+    view = training_view(config)
+    log.run("profiles", root / "profiles", lambda: ensure_profiles(config, root, view, progress=progress))
+    store_dir = root / "negatives" / "prompt"
+
+    def negatives() -> Path:
+        try:
+            if SemanticNegativeStore(store_dir).meta.dataset_fingerprint == view.dataset_fingerprint:
+                return store_dir
+        except StoreError:
+            pass
+        settings = _llm_settings(config)
+        backend = settings.backend()
+        try:
+            mode = config_value(config, "prompt_negatives_mode", "interaction")
+            generate_negatives(view, backend, settings.make_embedder(), settings, root, mode=mode, progress=progress)
+        finally:
+            backend.close()
+        return store_dir
+
+    store = log.run("negatives", store_dir, negatives)
+    _finish(root, "prompt", log, time.perf_counter() - total)
+    return store
+
+
+def _finish(root: Path, name: str, log: StageLog, seconds: float) -> None:
+    atomic_write_json(root / f"pipeline-{name}.json", {"stages": log.rows, "seconds": round(seconds, 1)})
+    print(f"[pipeline] {name} store ready in {seconds:.1f} s\n{log.table()}", flush=True)

@@ -1,0 +1,224 @@
+"""HNLMRec step 3c: the fine-tuned embedder's query embedding of every training interaction -> a store.
+
+For each distinct training pair (u, i) the query text (the same :class:`QueryBuilder` the supervision
+used, with the text settings saved in the adapter) is embedded with the adapter; that embedding *is* the
+semantic hard negative of (u, i). No text is generated per interaction, and queries run in batches of
+similar length (sorted by token count), not one per forward pass as in the reference code.
+
+Resumable: the length-sorted queries are cut into chunks of ``hnlm_infer_chunk`` rows; each finished
+chunk is saved (atomically) under ``negatives/<name>.chunks/`` with a manifest fingerprinting the run;
+a rerun skips finished chunks. The store (producer ``hnlmrec-finetuned``) is then written atomically and
+the chunks removed. ``--embedder PATH`` embeds with an adapter fine-tuned on another dataset (the
+paper's generalisation experiment); the store is then ``negatives/hnlm-from-<that dataset>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recbole_hnlm.io import atomic_write_json, fingerprint
+from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
+from recbole_hnlm.stages.supervision import (
+    QueryBuilder,
+    SupervisionSettings,
+    config_value,
+    training_view,
+)
+
+PRODUCER = "hnlmrec-finetuned"
+TEXT_KEYS = ("hnlm_use_profiles", "hnlm_query_user_words", "hnlm_item_profile_words", "hnlm_query_cf_dims")
+
+
+class InterruptedForTest(RuntimeError):
+    """Raised by ``fail_after_chunks`` to simulate a crash mid-way."""
+
+
+def training_pairs(view: Any) -> tuple[list[str], list[str]]:
+    """Every distinct training (user, item) token pair, users in view order, items in history order."""
+    users: list[str] = []
+    items: list[str] = []
+    for user, history in view.histories.items():
+        for item in dict.fromkeys(history):
+            users.append(user)
+            items.append(item)
+    return users, items
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def store_name(adapter_info: Mapping[str, Any], dataset: str) -> str:
+    source = adapter_info.get("dataset")
+    return "hnlm" if source in (None, dataset) else f"hnlm-from-{source}"
+
+
+def infer_store(
+    config: Any,
+    root: Path,
+    adapter_dir: str | Path,
+    *,
+    view: Any = None,
+    out: Path | None = None,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+    fail_after_chunks: int | None = None,
+) -> Path:
+    """Embed every training pair's query with the adapter in ``adapter_dir``; returns the store folder."""
+    from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError, write_store
+
+    adapter_dir = Path(adapter_dir)
+    info = read_adapter_info(adapter_dir)
+    view = view if view is not None else training_view(config)
+    batch_size = int(batch_size or config_value(config, "hnlm_infer_batch_size", 64))
+    chunk_size = int(chunk_size or config_value(config, "hnlm_infer_chunk", 4096))
+    trained_text = {k: v for k, v in (info.get("supervision_settings") or {}).items() if k in TEXT_KEYS}
+    text_settings = SupervisionSettings.resolve(config, trained_text)
+    builder = QueryBuilder.build(view, root / "profiles", text_settings)
+    if text_settings.hnlm_query_cf_dims > 0:
+        builder.attach_cf(root / "supervision", text_settings.hnlm_query_cf_dims)
+    out = out or root / "negatives" / store_name(info, view.dataset)
+    key = fingerprint(
+        [
+            view.dataset_fingerprint,
+            info.get("fingerprint"),
+            info.get("spec"),
+            {k: getattr(text_settings, k) for k in TEXT_KEYS},
+            builder.profiles_fingerprint,
+        ]
+    )
+    if not force and (out / "meta.json").is_file():
+        try:
+            if SemanticNegativeStore(out).meta.details.get("fingerprint") == key:
+                return out
+        except StoreError:
+            pass
+    start = time.perf_counter()
+    users, items = training_pairs(view)
+    model = EmbeddingModel.load(adapter_dir)
+    rows = model.tokenize([builder.query(u, i) for u, i in zip(users, items)], "query")
+    order = np.argsort([len(r) for r in rows], kind="stable")
+    chunks = [order[s : s + chunk_size] for s in range(0, len(order), chunk_size)]
+    chunk_dir = out.with_name(out.name + ".chunks")
+    manifest = {"fingerprint": key, "rows": len(rows), "chunk_size": chunk_size, "dim": model.dim}
+    manifest_file = chunk_dir / "manifest.json"
+    if chunk_dir.exists() and (
+        not manifest_file.is_file() or json.loads(manifest_file.read_text()) != manifest
+    ):
+        shutil.rmtree(chunk_dir)  # chunks of another run: never mix them in
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(manifest_file, manifest)
+
+    def chunk_file(c: int) -> Path:
+        return chunk_dir / f"chunk-{c:06d}.npy"
+
+    done = [c for c in range(len(chunks)) if chunk_file(c).is_file()]
+    resumed = len(done)
+    bar = tqdm(
+        total=len(rows),
+        initial=sum(len(chunks[c]) for c in done),
+        desc="hnlm inference",
+        unit="query",
+        disable=not progress,
+    )
+    written = 0
+    try:
+        for c, index in enumerate(chunks):
+            if chunk_file(c).is_file():
+                continue
+            vectors = model.embed_ids([rows[k] for k in index], batch_size=batch_size, progress=bar.update)
+            _save_npy(chunk_file(c), vectors.astype(np.float32))
+            written += 1
+            if fail_after_chunks is not None and written >= fail_after_chunks:
+                raise InterruptedForTest(f"stopped after {written} chunks (fail_after_chunks)")
+    finally:
+        bar.close()
+    matrix = np.zeros((len(rows), model.dim), dtype=np.float32)
+    filled = np.zeros(len(rows), dtype=bool)
+    for c, index in enumerate(chunks):
+        part = np.load(chunk_file(c))
+        if part.shape != (len(index), model.dim):
+            raise ValueError(f"{chunk_file(c)}: shape {part.shape}, expected {(len(index), model.dim)}")
+        matrix[index] = part
+        filled[index] = True
+    if not filled.all():  # cannot happen unless the chunk files were tampered with
+        raise ValueError(f"{chunk_dir}: {int((~filled).sum())} rows have no vector")
+    seconds = time.perf_counter() - start
+    write_store(
+        out,
+        users,
+        items,
+        matrix,
+        producer=PRODUCER,
+        dataset=view.dataset,
+        dataset_fingerprint=view.dataset_fingerprint,
+        config={"adapter": info.get("fingerprint"), **{k: getattr(text_settings, k) for k in TEXT_KEYS}},
+        details={
+            "fingerprint": key,
+            "adapter_dir": str(adapter_dir),
+            "adapter_dataset": info.get("dataset"),
+            "spec": info.get("spec"),
+            "text_fallbacks": dict(builder.fallbacks),
+            "chunks": len(chunks),
+            "chunks_resumed": resumed,
+            "batch_size": batch_size,
+            "seconds": round(seconds, 1),
+        },
+    )
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    print(
+        f"[inference] {len(rows)} training pairs embedded (dim {model.dim}, {resumed} chunks resumed, "
+        f"{seconds:.1f} s) -> {out}; text fallbacks {dict(builder.fallbacks)}"
+    )
+    return out
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    from recbole_hnlm.stages.supervision import add_stage_arguments
+
+    add_stage_arguments(parser)
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        help="adapter folder written by `finetune` (default: this dataset's <artifact_dir>/<dataset>/embedder); "
+        "an adapter fine-tuned on another dataset gives the generalisation setting",
+    )
+    parser.add_argument("--out", default=None, help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm)")
+    parser.add_argument("--batch_size", type=int, default=None)
+    parser.add_argument("--force", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recbole_hnlm.stages.finetune import EMBEDDER_DIR
+    from recbole_hnlm.stages.supervision import artifact_dir, stage_config
+
+    config = stage_config(args)
+    root = artifact_dir(config)
+    adapter = Path(args.embedder) if args.embedder else root / EMBEDDER_DIR
+    if not (adapter / "embedder.json").is_file():
+        raise SystemExit(f"{adapter / 'embedder.json'} not found: run `recbole-hnlm finetune` first or pass --embedder")
+    out = infer_store(
+        config,
+        root,
+        adapter,
+        out=Path(args.out) if args.out else None,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        force=args.force,
+    )
+    print(f"store: {out}")
+    return 0

@@ -1,0 +1,117 @@
+"""Batched inference of the fine-tuned embedder into a store: batch invariance, resumable chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hnlm_tiny import save_tiny
+from recbole_hnlm.llm.embedding_model import MINILM, EmbedderSpec, EmbeddingModel
+from recbole_hnlm.llm.prompts import ItemRecord
+from recbole_hnlm.negatives.store import SemanticNegativeStore
+from recbole_hnlm.stages.common import TrainingView
+from recbole_hnlm.stages.inference import InterruptedForTest, infer_store, training_pairs
+
+torch.set_num_threads(1)
+GENRES = ["action", "comedy", "drama", "horror", "romance", "thriller", "western", "musical"]
+
+
+def fake_view(n_users: int = 12, n_items: int = 20) -> TrainingView:
+    items = {
+        f"i{k}": ItemRecord(f"i{k}", {"title": f"{GENRES[k % 8]} movie {k}", "genre": GENRES[(k * 3) % 8]})
+        for k in range(n_items)
+    }
+    rng = np.random.default_rng(0)
+    histories = {
+        f"u{u}": [f"i{k}" for k in rng.choice(n_items, size=3 + u % 5, replace=False)] for u in range(n_users)
+    }
+    histories["u0"].append(histories["u0"][0])  # a repeated interaction: one store row
+    return TrainingView("toy", "fp-toy", items, histories, {}, None)
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    """A tiny causal adapter with non-zero LoRA weights, saved as finetune saves it."""
+    folder = tmp_path_factory.mktemp("inference")
+    base = save_tiny(folder / "causal", "causal")
+    model = EmbeddingModel.create(EmbedderSpec.for_model(str(base), query_max_len=48))
+    with torch.no_grad():
+        for name, param in model.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.2)
+    info = {"dataset": "toy", "fingerprint": "adapter-fp", "supervision_settings": {"hnlm_use_profiles": False}}
+    model.save(folder / "adapter", info=info)
+    return folder / "adapter"
+
+
+def texts(n: int = 40) -> list[str]:
+    return [" ".join(GENRES[(k + j) % 8] for j in range(1 + (k * 5) % 17)) for k in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["causal", "encoder"])
+def test_batch_size_does_not_change_vectors(tmp_path, kind):
+    base = save_tiny(tmp_path / kind, kind)
+    model = EmbeddingModel.create(EmbedderSpec.for_model(str(base)))
+    with torch.no_grad():
+        for name, param in model.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.2)
+    one, many = model.embed(texts(), batch_size=1), model.embed(texts(), batch_size=32)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_batch_size_does_not_change_vectors_real_minilm():
+    model = EmbeddingModel.create(EmbedderSpec.for_model(MINILM))
+    sample = texts(24)
+    np.testing.assert_allclose(model.embed(sample, batch_size=1), model.embed(sample, batch_size=32), atol=1e-5)
+
+
+def test_store_has_every_training_pair_once(tmp_path, adapter):
+    view = fake_view()
+    store = SemanticNegativeStore(
+        infer_store({"hnlm_use_profiles": False}, tmp_path, adapter, view=view, chunk_size=8, progress=False)
+    )
+    users, items = training_pairs(view)
+    keys = list(zip(store.user_tokens.tolist(), store.item_tokens.tolist()))
+    assert sorted(keys) == sorted(zip(users, items)) and len(set(keys)) == len(keys)
+    assert store.meta.producer == "hnlmrec-finetuned" and store.meta.dataset_fingerprint == "fp-toy"
+    model = EmbeddingModel.load(adapter)
+    from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
+
+    builder = QueryBuilder.build(view, None, SupervisionSettings(hnlm_use_profiles=False))
+    direct = model.embed([builder.query(u, i) for u, i in keys[:5]], batch_size=1)
+    np.testing.assert_allclose(np.asarray(store.vectors[:5], dtype=np.float32), direct, atol=2e-3)  # float16
+
+
+def test_interrupted_inference_resumes_without_duplicates(tmp_path, adapter):
+    view = fake_view()
+    config = {"hnlm_use_profiles": False}
+    reference = SemanticNegativeStore(
+        infer_store(config, tmp_path / "ref", adapter, view=view, chunk_size=8, progress=False)
+    )
+    root = tmp_path / "run"
+    with pytest.raises(InterruptedForTest):
+        infer_store(config, root, adapter, view=view, chunk_size=8, progress=False, fail_after_chunks=2)
+    chunk_dir = root / "negatives" / "hnlm.chunks"
+    assert len(list(chunk_dir.glob("chunk-*.npy"))) == 2
+    assert not (root / "negatives" / "hnlm").exists()  # no half-written store
+    store = SemanticNegativeStore(infer_store(config, root, adapter, view=view, chunk_size=8, progress=False))
+    assert store.meta.details["chunks_resumed"] == 2 and not chunk_dir.exists()
+    keys = list(zip(store.user_tokens.tolist(), store.item_tokens.tolist()))
+    assert len(keys) == len(set(keys)) == len(reference)
+    assert keys == list(zip(reference.user_tokens.tolist(), reference.item_tokens.tolist()))
+    np.testing.assert_array_equal(np.asarray(store.vectors), np.asarray(reference.vectors))
+
+
+def test_cached_store_is_reused_and_other_chunks_are_discarded(tmp_path, adapter):
+    view = fake_view()
+    config = {"hnlm_use_profiles": False}
+    with pytest.raises(InterruptedForTest):
+        infer_store(config, tmp_path, adapter, view=view, chunk_size=5, progress=False, fail_after_chunks=1)
+    # a different chunk size is a different run: its chunks must not be mixed in
+    out = infer_store(config, tmp_path, adapter, view=view, chunk_size=8, progress=False)
+    assert SemanticNegativeStore(out).meta.details["chunks_resumed"] == 0
+    stamp = (out / "meta.json").stat().st_mtime_ns
+    assert infer_store(config, tmp_path, adapter, view=view, chunk_size=8, progress=False) == out
+    assert (out / "meta.json").stat().st_mtime_ns == stamp

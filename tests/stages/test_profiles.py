@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from standin import StandIn
+
+from recbole_hnlm.llm.backends import OllamaChat
+from recbole_hnlm.llm.concurrency import RetryPolicy
+from recbole_hnlm.stages.common import LLMSettings
+from recbole_hnlm.stages.profiles import generate_profiles, read_profiles
+
+FAST = RetryPolicy(retries=2, base=0.001, cap=0.01)
+SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=3, item_noun="movie")
+
+
+class ListEmbedder:
+    name, model = "fake", "fake"
+
+    def embed(self, texts):
+        return np.array([[len(t), 1.0, 0.5] for t in texts], dtype=np.float32)
+
+
+def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
+    with StandIn() as server:
+        backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
+        server.faults.extend(["500", "garbage"])
+        meta = generate_profiles(small_view, backend, SETTINGS, tmp_path, embedder=ListEmbedder(), progress=False)
+        first_calls = server.calls["/api/chat"]
+        out = tmp_path / "profiles"
+        items, users = read_profiles(out / "items.jsonl"), read_profiles(out / "users.jsonl")
+        assert set(items) == set(small_view.items) and set(users) == set(small_view.histories)
+        assert all(r["status"] == "ok" and r["summarization"].startswith("Profile") for r in items.values())
+        item_report, user_report = meta["reports"]
+        assert item_report["counts"]["ok"] == len(items) and user_report["counts"]["ok"] == len(users)
+        assert first_calls == len(items) + len(users) + 2  # two retried faults
+        # user prompts see the item profiles and the titles of the training history only
+        user_bodies = [b for b in server.bodies if "INTERACTED MOVIES" in b["messages"][-1]["content"]]
+        assert len(user_bodies) == len(users) and '"description": "Profile' in user_bodies[0]["messages"][-1]["content"]
+        assert np.load(out / "item_embeddings.npy").shape == (len(items), 3)
+        assert (out / "item_tokens.txt").read_text().split() == list(items)
+        saved = json.loads((out / "meta.json").read_text())
+        assert saved["dataset_fingerprint"] == "fp-test" and len(saved["config_fingerprint"]) == 16
+
+        meta2 = generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
+        assert server.calls["/api/chat"] == first_calls  # everything came from the cache
+        assert meta2["reports"][0]["cached"] == len(items)
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {conftest_dir!r})
+from conftest import ml100k_view
+from recbole_hnlm.llm.backends import OllamaChat
+from recbole_hnlm.stages.common import LLMSettings
+from recbole_hnlm.stages.profiles import generate_profiles
+from pathlib import Path
+view = ml100k_view(n_users=30, n_items_per_user=4)
+settings = LLMSettings(llm_backend="ollama", llm_concurrency=4, item_noun="movie")
+generate_profiles(view, OllamaChat(sys.argv[1], "m", max_concurrency=4), settings, Path(sys.argv[2]), progress=False)
+"""
+
+
+def _run_driver(script: Path, url: str, root: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen([sys.executable, str(script), url, str(root)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(conftest_dir=str(Path(__file__).resolve().parent)))
+    with StandIn(delay=0.02) as server:
+        reference = tmp_path / "reference"
+        assert _run_driver(script, server.url, reference).wait(timeout=120) == 0
+        expected_items = read_profiles(reference / "profiles" / "items.jsonl")
+        expected_users = read_profiles(reference / "profiles" / "users.jsonl")
+
+        killed = tmp_path / "killed"
+        cache = killed / "llm_cache" / "profiles.jsonl"
+        proc = _run_driver(script, server.url, killed)
+        deadline = time.time() + 60
+        while time.time() < deadline and (not cache.exists() or len(cache.read_bytes().splitlines()) < 20):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        done_before = len(cache.read_bytes().splitlines())
+        assert 20 <= done_before < len(expected_items) + len(expected_users)
+        assert not (killed / "profiles").exists()  # no half-written output folder
+
+        calls_before = server.calls["/api/chat"]
+        assert _run_driver(script, server.url, killed).wait(timeout=120) == 0
+        resent = server.calls["/api/chat"] - calls_before
+
+    items = read_profiles(killed / "profiles" / "items.jsonl")
+    users = read_profiles(killed / "profiles" / "users.jsonl")
+    assert items == expected_items and users == expected_users
+    lines = (killed / "profiles" / "items.jsonl").read_text().splitlines()
+    assert len(lines) == len({json.loads(x)["token"] for x in lines}) == len(expected_items)
+    keys = [json.loads(x)["key"] for x in cache.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == len(expected_items) + len(expected_users)
+    assert resent <= len(expected_items) + len(expected_users) - done_before + 4  # only in-flight work redone
