@@ -21,6 +21,7 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
 from recbole_hnlm import compat
 from recbole_hnlm.config import HNLMConfig, make_config
+from recbole_hnlm.data.datasets import check_dataset_files
 from recbole_hnlm.distributed import DDPOptions, barrier, check_gpu_ids, launch, share_checkpoint_path
 from recbole_hnlm.io import atomic_write_json
 from recbole_hnlm.registry import install, resolve_model_name
@@ -110,6 +111,7 @@ def train_and_evaluate(
     init_logger(config)
     logger = getLogger()
     logger.info(config)
+    check_dataset_files(config["dataset"], config["data_path"], config)
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)

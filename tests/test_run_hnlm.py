@@ -67,3 +67,8 @@ def test_missing_pairs_follow_the_policy(toys_slice, tmp_path, in_tmp):
         config_dict={**config, "semantic_missing": "random"},
     )
     assert record["missing_semantic_pairs"] > 0
+
+
+def test_missing_dataset_files_say_how_to_prepare(tmp_path, in_tmp):
+    with pytest.raises(FileNotFoundError, match="recbole-hnlm prepare --dataset toys"):
+        run_hnlm("LightGCN", "toys", "rns", config_dict={**FAST, "data_path": str(tmp_path / "nothing")})

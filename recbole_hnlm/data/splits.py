@@ -13,6 +13,8 @@ import numpy as np
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
+from recbole_hnlm.data.datasets import check_dataset_files
+
 
 @dataclass
 class Split:
@@ -23,6 +25,7 @@ class Split:
 
 
 def load_split(config: Any) -> Split:
+    check_dataset_files(config["dataset"], config["data_path"], config)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = dataset.build()

@@ -51,6 +51,7 @@ class StandIn:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # clients that hang up are expected
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

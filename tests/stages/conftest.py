@@ -9,6 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -38,23 +39,8 @@ def minilm():
     return SentenceTransformerEmbedder()
 
 
-def ml100k_view(n_users: int = 12, n_items_per_user: int = 6):
-    """A small TrainingView over the embedded ml-100k files (first users, their earliest interactions)."""
-    from recbole_hnlm.data.text import dataset_dir, load_item_text, read_atomic
-    from recbole_hnlm.llm.prompts import ItemRecord
-    from recbole_hnlm.stages.common import TrainingView
-
-    folder = dataset_dir("nowhere", "ml-100k")
-    texts = load_item_text(folder, "ml-100k", ["movie_title", "release_year", "class"])
-    inter = read_atomic(folder / "ml-100k.inter", ["user_id", "item_id", "timestamp"])
-    inter = inter.assign(ts=inter["timestamp"].astype(float)).sort_values(["user_id", "ts"], kind="stable")
-    users = sorted(inter["user_id"].unique(), key=int)[:n_users]
-    histories = {u: inter.loc[inter["user_id"] == u, "item_id"].tolist()[:n_items_per_user] for u in users}
-    used = sorted({i for items in histories.values() for i in items}, key=int)
-    items = {t: ItemRecord(t, texts[t]) for t in used}
-    return TrainingView("ml-100k", "fp-test", items, histories, {})
-
-
 @pytest.fixture
 def small_view():
+    from stage_data import ml100k_view
+
     return ml100k_view()

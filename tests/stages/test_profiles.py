@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from standin import StandIn
 
+from stage_data import ml100k_view
+
 from recbole_hnlm.llm.backends import OllamaChat
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.stages.common import LLMSettings
@@ -56,7 +58,9 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
 DRIVER = """
 import sys
 sys.path.insert(0, {conftest_dir!r})
-from conftest import ml100k_view
+from stage_data import ml100k_view
+from stage_data import ml100k_view
+
 from recbole_hnlm.llm.backends import OllamaChat
 from recbole_hnlm.stages.common import LLMSettings
 from recbole_hnlm.stages.profiles import generate_profiles
@@ -76,9 +80,11 @@ def _run_driver(script: Path, url: str, root: Path) -> subprocess.Popen:
 def test_sigkill_mid_run_then_resume(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(conftest_dir=str(Path(__file__).resolve().parent)))
-    with StandIn(delay=0.02) as server:
-        reference = tmp_path / "reference"
-        assert _run_driver(script, server.url, reference).wait(timeout=120) == 0
+    with StandIn(delay=0.05) as server:
+        reference = tmp_path / "reference"  # the uninterrupted run, in-process (same code as the driver)
+        view = ml100k_view(n_users=30, n_items_per_user=4)
+        settings = LLMSettings(llm_backend="ollama", llm_concurrency=4, item_noun="movie")
+        generate_profiles(view, OllamaChat(server.url, "m", max_concurrency=4), settings, reference, progress=False)
         expected_items = read_profiles(reference / "profiles" / "items.jsonl")
         expected_users = read_profiles(reference / "profiles" / "users.jsonl")
 
@@ -104,5 +110,6 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     lines = (killed / "profiles" / "items.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(x)["token"] for x in lines}) == len(expected_items)
     keys = [json.loads(x)["key"] for x in cache.read_text().splitlines()]
-    assert len(keys) == len(set(keys)) == len(expected_items) + len(expected_users)
+    reference_keys = [json.loads(x)["key"] for x in (reference / "llm_cache" / "profiles.jsonl").read_text().splitlines()]
+    assert len(keys) == len(set(keys)) and set(keys) == set(reference_keys)  # every request once, none lost
     assert resent <= len(expected_items) + len(expected_users) - done_before + 4  # only in-flight work redone
