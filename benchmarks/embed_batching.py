@@ -118,7 +118,8 @@ def main() -> None:
         "| method | seconds | queries/s |",
         "|---|---:|---:|",
         f"| one query per forward pass (reference code) | {single_s:.2f} | {args.n / single_s:.1f} |",
-        f"| batched ({args.batch_size}), sorted by length (ours) | {batched_s:.2f} | {args.n / batched_s:.1f} |",
+        f"| batched ({args.batch_size}), sorted by length (ours) | {batched_s:.2f} | "
+        f"{args.n / batched_s:.1f} |",
         "",
         f"**Speed-up: {result['speedup']}x** (target >= 5x). Largest difference between the two sets of "
         f"vectors: {result['max_abs_diff']:.2e}.",

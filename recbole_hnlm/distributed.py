@@ -1,4 +1,4 @@
-"""Distributed data-parallel (DDP) training through RecBole's own path, on GPUs (NCCL) or CPUs (gloo).
+"""Scale-out: DDP training through RecBole's own path (NCCL on GPUs, gloo on CPUs), and Ray start-up.
 
 RecBole's ``run(..., nproc, world_size, ip, port, group_offset)`` starts ``nproc`` processes with
 ``torch.multiprocessing.spawn``; each one builds the config with ``local_rank`` set, which makes
@@ -160,7 +160,10 @@ def _rank_main(
     try:
         result = train_and_evaluate(config, saved=saved)
         if local_rank + config["offset"] == 0:
-            group = {"world_size": torch.distributed.get_world_size(), "backend": torch.distributed.get_backend()}
+            group = {
+                "world_size": torch.distributed.get_world_size(),
+                "backend": torch.distributed.get_backend(),
+            }
             results.put({**result, "ddp": group})
     finally:
         if torch.distributed.is_initialized():
@@ -208,3 +211,50 @@ def share_checkpoint_path(trainer: Any) -> None:
 def barrier() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def numpy_alias_hook() -> Any:
+    """A Ray ``worker_process_setup_hook`` restoring the numpy aliases ray 2.6.3 reads (``np.bool8``).
+
+    Ray workers unpickle Tune's trainable class, which imports ``ray.tune`` (and its ``np.bool8``) before
+    any plugin code runs (RecBole's E11). The hook is a closure, so Ray ships it by value: workers run
+    it without importing this package (importing ``recbole_hnlm`` in every idle worker is slow); trial
+    and actor code imports ``recbole_hnlm`` itself and gets all the shims.
+    """
+    aliases = dict(compat._NUMPY_ALIASES)
+
+    def restore_numpy_aliases() -> None:
+        import numpy
+
+        for name, value in aliases.items():
+            if name not in numpy.__dict__:
+                setattr(numpy, name, value)
+
+    return restore_numpy_aliases
+
+
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    env_vars: dict[str, str] | None = None,
+) -> bool:
+    """Connect to ``address`` (a running cluster) or start a local Ray; False if Ray was already up.
+
+    Workers get :func:`numpy_alias_hook` and ``OMP_NUM_THREADS`` (this process's value, else 1: trials
+    and actors size their torch threads from their CPU share).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = {
+        "worker_process_setup_hook": numpy_alias_hook(),
+        "env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env_vars or {})},
+    }
+    if address:
+        ray.init(address=address, runtime_env=runtime_env)
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env)
+    return True

@@ -73,7 +73,10 @@ def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True
 
     folder = root / "profiles"
     meta_file = folder / "meta.json"
-    if meta_file.is_file() and json.loads(meta_file.read_text()).get("dataset_fingerprint") == view.dataset_fingerprint:
+    if (
+        meta_file.is_file()
+        and json.loads(meta_file.read_text()).get("dataset_fingerprint") == view.dataset_fingerprint
+    ):
         return folder
     settings = _llm_settings(config)
     backend = settings.backend()
@@ -107,7 +110,9 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
             root / "supervision",
             lambda: build_supervision(config, root, view=view, progress=progress),
         )
-        adapter = log.run("finetune", root / "embedder", lambda: ensure_embedder(config, root, progress=progress))
+        adapter = log.run(
+            "finetune", root / "embedder", lambda: ensure_embedder(config, root, progress=progress)
+        )
     from recbole_hnlm.llm.embedding_model import read_adapter_info
     from recbole_hnlm.stages.inference import store_name
 
@@ -120,7 +125,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
 
 
 def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
-    """The prompt-only store (LLM names a hard negative per interaction, embedded) for ``config``'s dataset."""
+    """The prompt-only store (an LLM names one hard negative per interaction) of ``config``'s dataset."""
     from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
     from recbole_hnlm.stages.prompt_negatives import generate_negatives
 
@@ -141,7 +146,9 @@ def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
         backend = settings.backend()
         try:
             mode = config_value(config, "prompt_negatives_mode", "interaction")
-            generate_negatives(view, backend, settings.make_embedder(), settings, root, mode=mode, progress=progress)
+            generate_negatives(
+                view, backend, settings.make_embedder(), settings, root, mode=mode, progress=progress
+            )
         finally:
             backend.close()
         return store_dir

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
-WORDS = (
+_TEXT = (
     "action comedy drama horror romance thriller documentary animation musical western war crime "
     "space robots love family kids adventure mystery fantasy science fiction history music sport "
     "user likes enjoys dislikes prefers item movie film title year genre profile old new classic"
-).split()
+)
+WORDS = tuple(_TEXT.split(" "))
 
 
 def corpus() -> list[str]:

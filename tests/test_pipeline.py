@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-
 from hnlm_tiny import save_tiny
+
 from recbole_hnlm.negatives.store import SemanticNegativeStore
 
 torch.set_num_threads(1)

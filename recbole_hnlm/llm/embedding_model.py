@@ -180,13 +180,15 @@ class EmbeddingModel(nn.Module):
         self.tokenizer = tokenizer
         eos = tokenizer.eos_token_id
         if spec.append_eos and eos is None:
-            raise EmbedderSpecError(f"{spec.base_model}: append_eos is set but the tokenizer has no EOS token")
+            raise EmbedderSpecError(
+                f"{spec.base_model}: append_eos is set but the tokenizer has no EOS token"
+            )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod
     def create(cls, spec: EmbedderSpec, *, base: tuple[nn.Module, Any] | None = None) -> EmbeddingModel:
-        """A fresh LoRA adapter (zero-initialised B, so it starts as the base model) on ``spec.base_model``."""
+        """A fresh LoRA adapter on ``spec.base_model`` (B starts at zero: the base model's embeddings)."""
         from peft import LoraConfig, get_peft_model
 
         model, tokenizer = base if base is not None else load_base(spec.base_model, spec.kind)

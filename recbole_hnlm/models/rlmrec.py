@@ -216,8 +216,8 @@ class GenerativeAlignment(ProfileAlignment):
         ego_dim = model.user_embedding.weight.shape[1]
         self.mask_token = nn.Parameter(nn.init.xavier_uniform_(torch.empty(1, ego_dim)))
         self.decoder = profile_mlp(dim, self.profile_dim)
-        self.register_buffer("user_nodes", torch.flatnonzero(users.has), persistent=False)
-        self.register_buffer("item_nodes", torch.flatnonzero(items.has), persistent=False)
+        self.register_buffer("user_nodes", torch.nonzero(users.has).squeeze(1), persistent=False)
+        self.register_buffer("item_nodes", torch.nonzero(items.has).squeeze(1), persistent=False)
         masks = []
         for embedding in (model.user_embedding, model.item_embedding):
             mask = _MaskRows()

@@ -94,7 +94,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--data_path", default=None)
     parser.add_argument("--config_files", nargs="*", default=None)
-    parser.add_argument("--model", default="LightGCN", help="RecBole model whose config shapes the split")
+    parser.add_argument("--model", default="HNLMLightGCN", help="model whose config shapes the split")
     parser.add_argument("--artifact_dir", default=None)
     parser.add_argument(
         "--backend", dest="llm_backend", default=None, help="openai | ollama | llamacpp | transformers"

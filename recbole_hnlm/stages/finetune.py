@@ -78,17 +78,17 @@ class FinetuneSettings:
         return asdict(self)
 
 
-def pairwise_contrastive_loss(
-    q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, tau: float
-) -> torch.Tensor:
-    """``mean_{b,k} −log σ((cos(q_b,p_b) − cos(q_b,n_k))/τ)`` for L2-normalised ``q, p, n`` of shape [B, d]."""
+def pairwise_contrastive_loss(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, tau: float) -> torch.Tensor:
+    """``mean_{b,k} −log σ((cos(q_b,p_b) − cos(q_b,n_k))/τ)`` for L2-normalised [B, d] ``q, p, n``."""
     pos = (q * p).sum(-1, keepdim=True)  # [B, 1]
     neg = q @ n.T  # [B, B]: every negative of the batch
     return F.softplus(-(pos - neg) / tau).mean()
 
 
 @torch.no_grad()
-def similarity_gap(model: EmbeddingModel, triples: Sequence[Mapping[str, str]], batch_size: int = 32) -> float:
+def similarity_gap(
+    model: EmbeddingModel, triples: Sequence[Mapping[str, str]], batch_size: int = 32
+) -> float:
     """Mean of cos(q, p) − cos(q, n) over ``triples``: how much closer queries sit to their hard negative."""
     if not triples:
         return float("nan")
@@ -112,7 +112,7 @@ def split_holdout(
     triples: Sequence[Mapping[str, str]], fraction: float, seed: int
 ) -> tuple[list[Mapping[str, str]], list[Mapping[str, str]]]:
     """(train, held-out) with the held-out share drawn by a seeded permutation (none when fraction is 0)."""
-    n_eval = int(round(len(triples) * fraction)) if fraction > 0 else 0
+    n_eval = round(len(triples) * fraction) if fraction > 0 else 0
     n_eval = min(n_eval, max(0, len(triples) - 1))
     order = np.random.default_rng(seed).permutation(len(triples))
     held = {int(k) for k in order[:n_eval]}
@@ -247,7 +247,11 @@ def ensure_embedder(
     settings = FinetuneSettings.resolve(config, overrides)
     key = finetune_fingerprint(sup_meta["fingerprint"], settings)
     out = root / EMBEDDER_DIR
-    if not force and (out / "embedder.json").is_file() and read_adapter_info(out).get("stage_fingerprint") == key:
+    if (
+        not force
+        and (out / "embedder.json").is_file()
+        and read_adapter_info(out).get("stage_fingerprint") == key
+    ):
         return out
     triples = read_triples(sup_dir)
     finetune(

@@ -194,10 +194,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embedder",
         default=None,
-        help="adapter folder written by `finetune` (default: this dataset's <artifact_dir>/<dataset>/embedder); "
+        help="adapter folder written by `finetune` (default: <artifact_dir>/<dataset>/embedder); "
         "an adapter fine-tuned on another dataset gives the generalisation setting",
     )
-    parser.add_argument("--out", default=None, help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm)")
+    parser.add_argument(
+        "--out", default=None, help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm)"
+    )
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--force", action="store_true")
 
@@ -210,7 +212,9 @@ def run(args: argparse.Namespace) -> int:
     root = artifact_dir(config)
     adapter = Path(args.embedder) if args.embedder else root / EMBEDDER_DIR
     if not (adapter / "embedder.json").is_file():
-        raise SystemExit(f"{adapter / 'embedder.json'} not found: run `recbole-hnlm finetune` first or pass --embedder")
+        raise SystemExit(
+            f"{adapter / 'embedder.json'} not found: run `recbole-hnlm finetune` first or pass --embedder"
+        )
     out = infer_store(
         config,
         root,

@@ -61,7 +61,7 @@ class SupervisionSettings:
     hnlm_cf_model: str = "LightGCN"
     hnlm_cf_epochs: int = 20
     hnlm_cf_checkpoint: str | None = None
-    hnlm_sup_size: int = 3000
+    hnlm_sup_size: int = 1000
     hnlm_sup_candidates: int = 32
     hnlm_sup_selection: str = "dns"
     hnlm_ahns_alpha: float = 0.0
@@ -89,7 +89,8 @@ class SupervisionSettings:
         settings = cls(**values)
         if settings.hnlm_sup_selection not in SELECTIONS:
             raise ValueError(
-                f"config key 'hnlm_sup_selection' must be one of {SELECTIONS}, got {settings.hnlm_sup_selection!r}"
+                f"config key 'hnlm_sup_selection' must be one of {SELECTIONS}, "
+                f"got {settings.hnlm_sup_selection!r}"
             )
         return settings
 
@@ -125,7 +126,9 @@ def training_view(config: Any, split: Any = None) -> Any:
     name = config["dataset"]
     text_fields = config_value(config, "text_fields")
     if not text_fields:
-        raise KeyError(f"dataset {name!r}: set the config key 'text_fields' to the .item columns with its text")
+        raise KeyError(
+            f"dataset {name!r}: set the config key 'text_fields' to the .item columns with its text"
+        )
     folder = dataset_dir(config["data_path"], name)
     iid, uid = full.iid_field, full.uid_field
     texts = load_item_text(folder, name, list(text_fields), iid)
@@ -133,7 +136,9 @@ def training_view(config: Any, split: Any = None) -> Any:
     pairs = set(zip(users.tolist(), items.tolist()))
     reviews = {
         p: t
-        for p, t in load_reviews(folder, name, config_value(config, "review_field", "review"), uid, iid).items()
+        for p, t in load_reviews(
+            folder, name, config_value(config, "review_field", "review"), uid, iid
+        ).items()
         if p in pairs
     }
     per_item: dict[str, list[str]] = {}
@@ -180,9 +185,7 @@ class QueryBuilder:
         return text
 
     @classmethod
-    def build(
-        cls, view: Any, profiles_dir: Path | None, settings: SupervisionSettings
-    ) -> QueryBuilder:
+    def build(cls, view: Any, profiles_dir: Path | None, settings: SupervisionSettings) -> QueryBuilder:
         from recbole_hnlm.stages.profiles import read_profiles
 
         item_profiles: dict[str, str] = {}
@@ -288,7 +291,11 @@ def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress
     source = None
     if settings.hnlm_cf_checkpoint:
         source = Path(settings.hnlm_cf_checkpoint)
-    elif saved.is_file() and info_file.is_file() and json.loads(info_file.read_text()).get("fingerprint") == cf_fp:
+    elif (
+        saved.is_file()
+        and info_file.is_file()
+        and json.loads(info_file.read_text()).get("fingerprint") == cf_fp
+    ):
         source = saved
     if source is None:
         start = time.perf_counter()
@@ -308,7 +315,7 @@ def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress
         )
         source = saved
     state = torch.load(source, map_location=cfg["device"], weights_only=False)
-    model.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+    model.load_state_dict(state.get("state_dict", state))
     model.eval()
     return model, dataset, train_data._dataset, {"fingerprint": cf_fp, "checkpoint": str(source)}
 
@@ -461,7 +468,8 @@ def build_supervision(
             np.savez(tmp / "cf_embeddings.npz", **cf_arrays)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(
-        f"[supervision] {len(lines)} triples ({settings.hnlm_sup_selection}, M={settings.hnlm_sup_candidates}) "
+        f"[supervision] {len(lines)} triples "
+        f"({settings.hnlm_sup_selection}, M={settings.hnlm_sup_candidates}) "
         f"-> {out}; text fallbacks {dict(builder.fallbacks)}"
     )
     return out
@@ -492,7 +500,7 @@ def read_triples(folder: Path) -> list[dict[str, str]]:
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by ``finetune`` and ``infer``: which dataset/config; ``--key=value`` overrides the rest."""
+    """Flags of ``finetune`` and ``infer``: dataset and config; ``--key=value`` overrides the rest."""
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--model", default="LightGCN", help="model whose config shapes the split")
     parser.add_argument("--config_files", nargs="*", default=None)

@@ -33,7 +33,9 @@ def default_reply(messages: list[dict[str, str]], schema: dict[str, Any] | None)
     tag = _digest(last) % 1000
     if "hard_negative_items" in keys:
         k = schema["properties"]["hard_negative_items"].get("minItems", 2)
-        return json.dumps({"hard_negative_items": [f"Negative {tag} {j}" for j in range(k)], "reasoning": "r"})
+        return json.dumps(
+            {"hard_negative_items": [f"Negative {tag} {j}" for j in range(k)], "reasoning": "r"}
+        )
     if "hard_negative_item" in keys:
         return json.dumps({"hard_negative_item": f"Negative {tag}", "reasoning": "close but unwanted"})
     return json.dumps({"summarization": f"Profile {tag}", "reasoning": "from the given text"})
@@ -69,19 +71,34 @@ class StandIn:
     def _answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path == "/api/chat":
             text = self.reply(body["messages"], body.get("format"))
-            return {"model": body["model"], "message": {"role": "assistant", "content": text}, "done": True,
-                    "done_reason": "stop", "prompt_eval_count": 10, "eval_count": 5}
+            return {
+                "model": body["model"],
+                "message": {"role": "assistant", "content": text},
+                "done": True,
+                "done_reason": "stop",
+                "prompt_eval_count": 10,
+                "eval_count": 5,
+            }
         if path == "/v1/chat/completions":
             schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
             text = self.reply(body["messages"], schema)
-            return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+            return {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
         if path == "/api/embed":
             return {"model": body["model"], "embeddings": [fake_vector(t) for t in body["input"]]}
         if path == "/v1/embeddings":
-            data = [{"object": "embedding", "index": k, "embedding": fake_vector(t)} for k, t in enumerate(body["input"])]
+            data = [
+                {"object": "embedding", "index": k, "embedding": fake_vector(t)}
+                for k, t in enumerate(body["input"])
+            ]
             return {"object": "list", "data": data[::-1], "model": body["model"]}  # out of order on purpose
         raise KeyError(path)
 

@@ -47,7 +47,7 @@ def test_each_fault_is_retried_exactly(standin, fault):
 def test_retries_exhausted_then_clear_error(standin):
     standin.faults.extend(["500"] * 10)
     backend = OllamaChat(standin.url, "m", retry=FAST)
-    with pytest.raises(LLMServerError, match="failed after 4 attempts .last error: http_500"):
+    with pytest.raises(LLMServerError, match=r"failed after 4 attempts \(last error: http_500\)"):
         backend.chat(MSGS, params=PARAMS)
     assert standin.calls["/api/chat"] == 4 and backend.client.stats.retries == 3
 
@@ -70,7 +70,9 @@ def test_unreachable_server_fails_fast():
 
 def test_openai_key_from_env_only_and_never_shown(standin, monkeypatch):
     monkeypatch.setenv("HNLM_TEST_KEY", "sk-secret-123")
-    backend = make_backend("openai", base_url=standin.url + "/v1", model="m", api_key_env="HNLM_TEST_KEY", retry=FAST)
+    backend = make_backend(
+        "openai", base_url=standin.url + "/v1", model="m", api_key_env="HNLM_TEST_KEY", retry=FAST
+    )
     out = backend.chat(MSGS, params=PARAMS, schema=PROFILE_TASK.schema)
     assert out.completion_tokens == 5
     assert standin.headers[-1]["Authorization"] == "Bearer sk-secret-123"

@@ -15,7 +15,9 @@ from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget, item_profile_mess
 
 
 def _ml1m_items(shared_data, tokens):
-    texts = load_item_text(dataset_dir(shared_data, "ml-1m"), "ml-1m", ["movie_title", "release_year", "genre"])
+    texts = load_item_text(
+        dataset_dir(shared_data, "ml-1m"), "ml-1m", ["movie_title", "release_year", "genre"]
+    )
     return [ItemRecord(t, texts[t]) for t in tokens]
 
 
@@ -23,14 +25,16 @@ def test_llamacpp_server_profiles_real_items(llama_backend, shared_data):
     """Schema-constrained decoding through the server's response_format gives parseable profiles."""
     assert llama_backend.base_url.startswith("http://127.0.0.1:")
     llama_backend.check()
-    items = _ml1m_items(shared_data, ["1", "260"])
+    items = _ml1m_items(shared_data, ["260"])
     # the stage's schema with tighter length caps, so the grammar closes the object within max_tokens
-    short = {k: {"type": "string", "maxLength": 160} for k in ("summarization", "reasoning")}
+    short = {k: {"type": "string", "maxLength": 120} for k in ("summarization", "reasoning")}
     task = replace(PROFILE_TASK, schema={**PROFILE_TASK.schema, "properties": short})
-    params = GenerationParams(max_tokens=160)
+    params = GenerationParams(max_tokens=120)
 
     def profile(item):
-        return generate_structured(llama_backend, item_profile_messages(item, PromptBudget(), "movie"), task, params)
+        return generate_structured(
+            llama_backend, item_profile_messages(item, PromptBudget(), "movie"), task, params
+        )
 
     outcomes = [o for _, o in bounded_map(profile, items, max_workers=2)]
     for outcome in outcomes:
@@ -63,11 +67,15 @@ def _tiny_lm():
     corpus = ["a user who likes movies and games", '{"summarization": "x", "reasoning": "y"}'] * 20
     bpe.train_from_iterator(
         corpus,
-        trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
     )
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                  unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     tok.chat_template = (
         "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
         "{% if add_generation_prompt %}<s>assistant:{% endif %}"
@@ -75,9 +83,18 @@ def _tiny_lm():
     import torch
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     return LlamaForCausalLM(cfg).eval(), tok
 
 
@@ -86,10 +103,14 @@ def test_transformers_backend_batches_concurrent_calls():
     backend = TransformersChat(model=model, tokenizer=tok, max_concurrency=4, gather_seconds=0.2)
     calls = []
     original = backend._generate
-    backend._generate = lambda convs, params, prefix: calls.append(len(convs)) or original(convs, params, prefix)
+    backend._generate = lambda convs, params, prefix: (
+        calls.append(len(convs)) or original(convs, params, prefix)
+    )
     params = GenerationParams(max_tokens=6)
     prompts = [[{"role": "user", "content": "a user who likes " + "movies " * k}] for k in range(4)]
-    results = [r for _, r in bounded_map(lambda m: backend.chat(m, params=params, schema={}), prompts, max_workers=4)]
+    results = [
+        r for _, r in bounded_map(lambda m: backend.chat(m, params=params, schema={}), prompts, max_workers=4)
+    ]
     backend.close()
     assert sum(calls) == 4 and max(calls) > 1  # gathered into batches
     assert all(r.text.startswith("{") and 0 < r.completion_tokens <= 6 for r in results)
@@ -99,7 +120,11 @@ def test_transformers_backend_batches_concurrent_calls():
 def test_transformers_smollm2_generates_profile(shared_data):
     backend = TransformersChat(max_concurrency=2)
     item = _ml1m_items(shared_data, ["1"])[0]
-    outcome = generate_structured(backend, item_profile_messages(item, PromptBudget(), "movie"), PROFILE_TASK,
-                                  GenerationParams(max_tokens=120))
+    outcome = generate_structured(
+        backend,
+        item_profile_messages(item, PromptBudget(), "movie"),
+        PROFILE_TASK,
+        GenerationParams(max_tokens=120),
+    )
     backend.close()
     assert outcome.status in ("ok", "repaired", "fallback")

@@ -20,7 +20,10 @@ from recbole_hnlm.llm.parsing import (
     [
         ('{"a": "x", "b": "y"}', {"a": "x", "b": "y"}),
         ('```json\n{"a": "x"}\n```\nHope this helps!', {"a": "x"}),
-        ('Sure! Here it is: {"a": "brace } in string", "b": 1} and more text {', {"a": "brace } in string", "b": 1}),
+        (
+            'Sure! Here it is: {"a": "brace } in string", "b": 1} and more text {',
+            {"a": "brace } in string", "b": 1},
+        ),
         ("{'a': 'single', 'b': None}", {"a": "single", "b": None}),
         ('{"a": "x", "b": ["p", "q",],}', {"a": "x", "b": ["p", "q"]}),
         ('{"a": true, "b": null}', {"a": True, "b": None}),
@@ -45,14 +48,21 @@ def test_validate_exact_messages():
         "$.summarization: expected string, got int",
     ]
     schema = negatives_task(2).schema
-    assert validate({"hard_negative_items": ["a"], "reasoning": ""}, schema) == ["$.hard_negative_items: fewer than 2 items"]
+    assert validate({"hard_negative_items": ["a"], "reasoning": ""}, schema) == [
+        "$.hard_negative_items: fewer than 2 items"
+    ]
     assert NEGATIVE_TASK.errors({"hard_negative_item": " ".join(["w"] * 21), "reasoning": "r"}) == [
         "hard negative name has more than 20 words"
     ]
 
 
 def test_none_answers():
-    assert is_none_answer("None") and is_none_answer(" none. ") and is_none_answer(None) and is_none_answer("N/A")
+    assert (
+        is_none_answer("None")
+        and is_none_answer(" none. ")
+        and is_none_answer(None)
+        and is_none_answer("N/A")
+    )
     assert not is_none_answer("Nonesuch Toy")
 
 
@@ -77,7 +87,12 @@ class Scripted:
 def test_generate_ok_repaired_fallback_failed():
     params = GenerationParams()
     ok = generate_structured(Scripted(['{"summarization": "s", "reasoning": "r"}']), [], PROFILE_TASK, params)
-    assert (ok.status, ok.value, ok.attempts, ok.prompt_tokens) == ("ok", {"summarization": "s", "reasoning": "r"}, 1, 3)
+    assert (ok.status, ok.value, ok.attempts, ok.prompt_tokens) == (
+        "ok",
+        {"summarization": "s", "reasoning": "r"},
+        1,
+        3,
+    )
 
     backend = Scripted(["not json at all", '{"summarization": "s2", "reasoning": "r2", "extra": 1}'])
     repaired = generate_structured(backend, [{"role": "user", "content": "q"}], PROFILE_TASK, params)
@@ -89,7 +104,9 @@ def test_generate_ok_repaired_fallback_failed():
 
     prose = "This movie suits families who like animated adventures."
     fb = generate_structured(Scripted([prose, prose, prose]), [], PROFILE_TASK, params, max_repairs=2)
-    assert fb.status == "fallback" and fb.value == {"summarization": prose, "reasoning": ""} and fb.attempts == 3
+    assert (
+        fb.status == "fallback" and fb.value == {"summarization": prose, "reasoning": ""} and fb.attempts == 3
+    )
 
     failed = generate_structured(Scripted(["{}", "{}"]), [], NEGATIVE_TASK, params, max_repairs=1)
     assert failed.status == "failed" and failed.value is None and len(failed.errors) == 4

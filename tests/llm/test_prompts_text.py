@@ -63,7 +63,9 @@ def test_user_prompt_keeps_most_recent():
 
 def test_hard_negative_prompt():
     item = ItemRecord("1", {"movie_title": "Toy Story", "genre": "Animation Children's Comedy"})
-    msgs = hard_negative_messages("Likes animated films.", item, "Families enjoy it.", PromptBudget(), "movie")
+    msgs = hard_negative_messages(
+        "Likes animated films.", item, "Families enjoy it.", PromptBudget(), "movie"
+    )
     assert "hard_negative_item" in msgs[0]["content"] and "movie" in msgs[0]["content"]
     assert "Likes animated films." in msgs[1]["content"] and "Toy Story" in msgs[1]["content"]
     assert "per user" not in system_prompt("hard_negatives_per_user", "movie", k=3) and "3" in system_prompt(
@@ -74,7 +76,11 @@ def test_hard_negative_prompt():
 def test_item_text_ml100k_embedded():
     folder = dataset_dir("nowhere", "ml-100k")
     texts = load_item_text(folder, "ml-100k", ["movie_title", "release_year", "class"])
-    assert texts["1"] == {"movie_title": "Toy Story", "release_year": "1995", "class": "Animation Children's Comedy"}
+    assert texts["1"] == {
+        "movie_title": "Toy Story",
+        "release_year": "1995",
+        "class": "Animation Children's Comedy",
+    }
     assert len(texts) == 1682
     assert load_reviews(folder, "ml-100k") == {}  # no review column
 
@@ -89,6 +95,8 @@ def test_item_text_real_ml1m_and_toys(shared_data):
 
 
 def test_reviews_from_inter(tmp_path):
-    (tmp_path / "d.inter").write_text("user_id:token\titem_id:token\treview:token_seq\nu1\ti1\tgreat fun\nu2\ti1\t\n")
+    (tmp_path / "d.inter").write_text(
+        "user_id:token\titem_id:token\treview:token_seq\nu1\ti1\tgreat fun\nu2\ti1\t\n"
+    )
     assert load_reviews(tmp_path, "d") == {("u1", "i1"): "great fun"}
     assert list(read_atomic(tmp_path / "d.inter").columns) == ["user_id", "item_id", "review"]

@@ -18,4 +18,3 @@ def ml100k_view(n_users: int = 12, n_items_per_user: int = 6):
     used = sorted({i for items in histories.values() for i in items}, key=int)
     items = {t: ItemRecord(t, texts[t]) for t in used}
     return TrainingView("ml-100k", "fp-test", items, histories, {})
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from hnlm_tiny import save_tiny
+
 from recbole_hnlm.llm.embedding_model import EmbedderSpec, EmbeddingModel, read_spec
 from recbole_hnlm.stages.finetune import (
     FinetuneSettings,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from hnlm_tiny import save_tiny
+
 from recbole_hnlm.llm.embedding_model import MINILM, EmbedderSpec, EmbeddingModel
 from recbole_hnlm.llm.prompts import ItemRecord
 from recbole_hnlm.negatives.store import SemanticNegativeStore
@@ -40,7 +40,11 @@ def adapter(tmp_path_factory):
         for name, param in model.model.named_parameters():
             if "lora_B" in name:
                 param.normal_(std=0.2)
-    info = {"dataset": "toy", "fingerprint": "adapter-fp", "supervision_settings": {"hnlm_use_profiles": False}}
+    info = {
+        "dataset": "toy",
+        "fingerprint": "adapter-fp",
+        "supervision_settings": {"hnlm_use_profiles": False},
+    }
     model.save(folder / "adapter", info=info)
     return folder / "adapter"
 
@@ -64,7 +68,9 @@ def test_batch_size_does_not_change_vectors(tmp_path, kind):
 def test_batch_size_does_not_change_vectors_real_minilm():
     model = EmbeddingModel.create(EmbedderSpec.for_model(MINILM))
     sample = texts(24)
-    np.testing.assert_allclose(model.embed(sample, batch_size=1), model.embed(sample, batch_size=32), atol=1e-5)
+    np.testing.assert_allclose(
+        model.embed(sample, batch_size=1), model.embed(sample, batch_size=32), atol=1e-5
+    )
 
 
 def test_store_has_every_training_pair_once(tmp_path, adapter):

@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from standin import StandIn
-
 from stage_data import ml100k_view
+from standin import StandIn
 
 from recbole_hnlm.llm.backends import OllamaChat
 from recbole_hnlm.llm.concurrency import RetryPolicy
@@ -33,7 +32,9 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
     with StandIn() as server:
         backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
         server.faults.extend(["500", "garbage"])
-        meta = generate_profiles(small_view, backend, SETTINGS, tmp_path, embedder=ListEmbedder(), progress=False)
+        meta = generate_profiles(
+            small_view, backend, SETTINGS, tmp_path, embedder=ListEmbedder(), progress=False
+        )
         first_calls = server.calls["/api/chat"]
         out = tmp_path / "profiles"
         items, users = read_profiles(out / "items.jsonl"), read_profiles(out / "users.jsonl")
@@ -44,7 +45,10 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
         assert first_calls == len(items) + len(users) + 2  # two retried faults
         # user prompts see the item profiles and the titles of the training history only
         user_bodies = [b for b in server.bodies if "INTERACTED MOVIES" in b["messages"][-1]["content"]]
-        assert len(user_bodies) == len(users) and '"description": "Profile' in user_bodies[0]["messages"][-1]["content"]
+        assert (
+            len(user_bodies) == len(users)
+            and '"description": "Profile' in user_bodies[0]["messages"][-1]["content"]
+        )
         assert np.load(out / "item_embeddings.npy").shape == (len(items), 3)
         assert (out / "item_tokens.txt").read_text().split() == list(items)
         saved = json.loads((out / "meta.json").read_text())
@@ -67,14 +71,19 @@ from recbole_hnlm.stages.profiles import generate_profiles
 from pathlib import Path
 view = ml100k_view(n_users=30, n_items_per_user=4)
 settings = LLMSettings(llm_backend="ollama", llm_concurrency=4, item_noun="movie")
-generate_profiles(view, OllamaChat(sys.argv[1], "m", max_concurrency=4), settings, Path(sys.argv[2]), progress=False)
+backend = OllamaChat(sys.argv[1], "m", max_concurrency=4)
+generate_profiles(view, backend, settings, Path(sys.argv[2]), progress=False)
 """
 
 
 def _run_driver(script: Path, url: str, root: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.Popen([sys.executable, str(script), url, str(root)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), url, str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_sigkill_mid_run_then_resume(tmp_path):
@@ -84,7 +93,9 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         reference = tmp_path / "reference"  # the uninterrupted run, in-process (same code as the driver)
         view = ml100k_view(n_users=30, n_items_per_user=4)
         settings = LLMSettings(llm_backend="ollama", llm_concurrency=4, item_noun="movie")
-        generate_profiles(view, OllamaChat(server.url, "m", max_concurrency=4), settings, reference, progress=False)
+        generate_profiles(
+            view, OllamaChat(server.url, "m", max_concurrency=4), settings, reference, progress=False
+        )
         expected_items = read_profiles(reference / "profiles" / "items.jsonl")
         expected_users = read_profiles(reference / "profiles" / "users.jsonl")
 
@@ -110,6 +121,8 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     lines = (killed / "profiles" / "items.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(x)["token"] for x in lines}) == len(expected_items)
     keys = [json.loads(x)["key"] for x in cache.read_text().splitlines()]
-    reference_keys = [json.loads(x)["key"] for x in (reference / "llm_cache" / "profiles.jsonl").read_text().splitlines()]
+    reference_keys = [
+        json.loads(x)["key"] for x in (reference / "llm_cache" / "profiles.jsonl").read_text().splitlines()
+    ]
     assert len(keys) == len(set(keys)) and set(keys) == set(reference_keys)  # every request once, none lost
     assert resent <= len(expected_items) + len(expected_users) - done_before + 4  # only in-flight work redone

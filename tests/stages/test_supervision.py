@@ -50,9 +50,13 @@ def _view() -> TrainingView:
 
 def _write_profiles(folder, fingerprint="fp"):
     folder.mkdir(parents=True)
-    (folder / "meta.json").write_text(json.dumps({"dataset_fingerprint": fingerprint, "config_fingerprint": "c"}))
-    users = [{"token": "u1", "summarization": "likes slow dramas", "status": "ok"},
-             {"token": "u2", "summarization": None, "status": "failed"}]
+    (folder / "meta.json").write_text(
+        json.dumps({"dataset_fingerprint": fingerprint, "config_fingerprint": "c"})
+    )
+    users = [
+        {"token": "u1", "summarization": "likes slow dramas", "status": "ok"},
+        {"token": "u2", "summarization": None, "status": "failed"},
+    ]
     items = [{"token": "1", "summarization": "a quiet drama", "status": "ok"}]
     (folder / "users.jsonl").write_text("".join(json.dumps(r) + "\n" for r in users))
     (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
@@ -61,7 +65,10 @@ def _write_profiles(folder, fingerprint="fp"):
 def test_query_builder_uses_profiles_and_counts_fallbacks(tmp_path):
     _write_profiles(tmp_path / "profiles")
     builder = QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings())
-    assert builder.query("u1", "1") == "Item: title: Film 1; genre: Drama. a quiet drama\nUser: likes slow dramas"
+    assert (
+        builder.query("u1", "1")
+        == "Item: title: Film 1; genre: Drama. a quiet drama\nUser: likes slow dramas"
+    )
     assert "recently chose Film 3" in builder.query("u2", "3")  # failed profile: history titles, counted
     assert builder.fallbacks == {"user_without_profile": 1, "item_without_profile": 2}
     assert builder.passage("2") == "title: Film 2; genre: Drama"

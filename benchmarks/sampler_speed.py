@@ -1,0 +1,143 @@
+"""Epoch time of each in-loss hard sampler on HNLM-LightGCN vs uniform-sampling RecBole LightGCN.
+
+Also RecBole's own ``dynamic`` DNS (which re-runs the full propagation per batch inside the dataloader).
+Same dataset, split, batch size (4096), 64-d, 2 layers, one thread, the same M = 16 candidates for every
+hard sampler; epochs interleaved (the first round is dropped). Writes
+``benchmarks/results/sampler_speed.{json,md}``. Targets: DNS, DNS(M,N), AHNS <= 1.3x; MixGCF, DENS <= 1.6x.
+
+    python benchmarks/sampler_speed.py [--data_path ../shared/data] [--epochs 3] [--candidates 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.utils import get_model, get_trainer, init_seed  # noqa: E402
+
+import recbole_hnlm  # noqa: E402,F401
+from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results  # noqa: E402
+from recbole_hnlm.config import make_config  # noqa: E402
+
+PROTOCOL = {
+    "embedding_size": 64,
+    "n_layers": 2,
+    "train_batch_size": 4096,
+    "learning_rate": 0.002,
+    "reg_weight": 1e-4,
+    "show_progress": False,
+    "state": "ERROR",
+    "seed": 2020,
+}
+HARD = ["dns", "dnsmn", "ahns", "mixgcf", "dens"]
+TARGETS = {"rns": None, "dns": 1.3, "dnsmn": 1.3, "ahns": 1.3, "mixgcf": 1.6, "dens": 1.6}
+LABELS = {
+    "LightGCN": "RecBole LightGCN, uniform (baseline)",
+    "LightGCN-dynamic": "RecBole LightGCN, dynamic DNS",
+    "rns": "HNLM-LightGCN, rns",
+    "dns": "HNLM-LightGCN, DNS",
+    "dnsmn": "HNLM-LightGCN, DNS(M,N=2)",
+    "ahns": "HNLM-LightGCN, AHNS",
+    "mixgcf": "HNLM-LightGCN, MixGCF",
+    "dens": "HNLM-LightGCN, DENS",
+}
+
+
+def build(model: str, dataset: str, config_dict: dict):
+    config = make_config(model, dataset, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(model)(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
+    if config["train_neg_sample_args"].get("dynamic", False):
+        train_data.get_model(net)  # what Trainer.fit does for RecBole's dynamic sampling
+    net.train()
+    return lambda: trainer._train_epoch(train_data, 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_path", default=str(SHARED_DATA))
+    parser.add_argument("--dataset", default="toys")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per contender (after 1 warm-up)")
+    parser.add_argument("--candidates", type=int, default=16, help="M for every hard sampler")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    workdir = tempfile.mkdtemp(prefix="sampler-speed-")
+    os.chdir(workdir)  # RecBole writes log/ and saved/ here
+
+    base = {**PROTOCOL, "data_path": args.data_path}
+    m = args.candidates
+    runners = {
+        "LightGCN": build("LightGCN", args.dataset, base),
+        "LightGCN-dynamic": build(
+            "LightGCN",
+            args.dataset,
+            {
+                **base,
+                "train_neg_sample_args": {
+                    "distribution": "uniform",
+                    "sample_num": 1,
+                    "dynamic": True,
+                    "candidate_num": m,
+                },
+            },
+        ),
+    }
+    for sampler in ["rns", *HARD]:
+        overrides = {"neg_sampler": sampler, "neg_candidates": m, f"{sampler}_candidates": m}
+        runners[sampler] = build("HNLMLightGCN", args.dataset, {**base, **overrides})
+    before = machine()
+    times = interleaved_epochs(runners, epochs=args.epochs, warmup=1)
+    baseline = statistics.mean(times["LightGCN"])
+    rows = []
+    for name, values in times.items():
+        mean = statistics.mean(values)
+        target = TARGETS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "label": LABELS[name],
+                "epoch_seconds": values,
+                "mean_seconds": mean,
+                "ratio": mean / baseline,
+                "target": target,
+                "meets_target": None if target is None else mean / baseline <= target,
+            }
+        )
+    payload = {
+        "benchmark": "sampler_speed",
+        "dataset": args.dataset,
+        "protocol": {**PROTOCOL, "candidates_M": m, "dnsmn_n": 2, "timed_epochs": args.epochs, "warmup": 1},
+        "machine_before": before,
+        "machine_after": machine(),
+        "results": rows,
+    }
+    lines = [
+        "# Sampler speed: epoch time relative to uniform-sampling RecBole LightGCN",
+        "",
+        f"Dataset `{args.dataset}`, LightGCN 64-d, 2 layers, batch 4096, M = {m} candidates, one thread; "
+        f"{args.epochs} timed epochs per contender after one warm-up round, interleaved.",
+        f"Machine: {before['processor']}, {before['cpu_count']} cores, torch {before['torch']}, "
+        f"{before['date']}; load average before {tuple(round(x, 2) for x in before['load_average'])}, "
+        f"after {tuple(round(x, 2) for x in payload['machine_after']['load_average'])}.",
+        "",
+        "| contender | s/epoch | ratio | target |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        target = "" if row["target"] is None else f"<= {row['target']}x " + ("ok" if row["meets_target"] else "MISSED")
+        lines.append(f"| {row['label']} | {row['mean_seconds']:.2f} | {row['ratio']:.2f}x | {target} |")
+    write_results("sampler_speed", payload, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,701 @@
+"""``recbole-hnlm bench``: the benchmark grid (models x samplers x seeds), its tables, tests and plots.
+
+Every cell ``(model, sampler, seed k)`` is one :func:`~recbole_hnlm.quick_start.run_hnlm` run with seed
+``base_seed + k`` (RecBole's seed drives both the random split and training, so cell k of every sampler
+shares the same split: the runs are paired by seed). A finished cell is cached as
+``<out>/<dataset>/cells/<model>-<label>-seed<k>.json`` (written atomically, with a fingerprint of the
+settings that made it); a rerun skips finished cells, so an interrupted grid resumes where it stopped.
+
+From the cells it writes ``<out>/<dataset>/table.md``, ``results.json`` and ``bars.png``: Recall@10/20 and
+NDCG@10/20 as mean ± std over seeds, the relative gain over RNS, and a paired test (t-test or Wilcoxon
+over seeds) of every sampler against the best baseline of that model and metric. ``--analyses`` adds the
+per-group metrics and false-negative shares of :mod:`recbole_hnlm.bench.groups` (``groups.md``/``.png``,
+``false_negatives.md``/``.png``) from the cells' checkpoints.
+
+Samplers are written ``label:sampler`` when one sampler appears twice (``hnlm@toys:hnlm``); a store-based
+sampler (``hnlm``, ``prompt``) takes its store from ``--negatives [label=]PATH`` (``{seed}`` in PATH is
+replaced by the cell's seed), or else from :mod:`recbole_hnlm.pipeline`, which builds what is missing. A
+label ``hnlm@SRC`` with no store uses the embedder fine-tuned on dataset SRC (pipeline key
+``hnlm_embedder``): the generalisation setting, gathered in ``generalisation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recbole_hnlm.bench.significance import METHODS, mean_std, paired_test, relative_gain
+from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+STORE_SAMPLERS = ("hnlm", "prompt")
+CELL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of the table: a label and the ``--sampler`` it runs."""
+
+    label: str
+    sampler: str
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.sampler not in STORE_SAMPLERS
+
+    @property
+    def source_dataset(self) -> str | None:
+        """``SRC`` of a label ``hnlm@SRC`` (an embedder fine-tuned on another dataset)."""
+        return self.label.split("@", 1)[1] if "@" in self.label else None
+
+
+def parse_arms(text: str | Sequence[str]) -> list[Arm]:
+    from recbole_hnlm.quick_start import SAMPLERS
+
+    items = text.split(",") if isinstance(text, str) else list(text)
+    arms: list[Arm] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        label, _, sampler = item.rpartition(":") if ":" in item else (item, "", item)
+        if sampler not in SAMPLERS:
+            if "@" in sampler and sampler.split("@", 1)[0] in SAMPLERS:
+                label, sampler = sampler, sampler.split("@", 1)[0]
+            else:
+                raise ValueError(
+                    f"--samplers: unknown sampler {sampler!r} in {item!r}; known: {', '.join(SAMPLERS)}"
+                )
+        if any(a.label == label for a in arms):
+            raise ValueError(f"--samplers: label {label!r} appears twice (write label:sampler)")
+        arms.append(Arm(label, sampler))
+    if not arms:
+        raise ValueError("--samplers: no sampler given")
+    return arms
+
+
+def parse_negatives(values: Sequence[str] | None, arms: Sequence[Arm]) -> dict[str, str]:
+    """``--negatives PATH`` (the one store-based sampler) or ``--negatives label=PATH`` (repeatable)."""
+    stores: dict[str, str] = {}
+    store_arms = [a.label for a in arms if not a.is_baseline]
+    for value in values or []:
+        label, sep, path = value.partition("=")
+        if not sep:
+            if len(store_arms) != 1:
+                raise ValueError(
+                    f"--negatives {value!r}: with {len(store_arms)} store-based samplers write label=PATH"
+                )
+            label, path = store_arms[0], value
+        if label not in {a.label for a in arms}:
+            raise ValueError(f"--negatives {value!r}: no sampler labelled {label!r} in --samplers")
+        stores[label] = path
+    return stores
+
+
+def normalise_data_path(data_path: str | None, dataset: str) -> str | None:
+    """RecBole's ``data_path`` is the folder holding ``<dataset>/``; the dataset folder itself also works."""
+    if not data_path:
+        return None
+    path = Path(data_path)
+    if (not (path / dataset).is_dir() and (path / f"{dataset}.inter").is_file()) or (
+        path.name == dataset and (path / f"{dataset}.train.inter").is_file() and not (path / dataset).is_dir()
+    ):
+        return str(path.parent)
+    return str(path)
+
+
+@dataclass
+class BenchSettings:
+    dataset: str
+    models: list[str]
+    arms: list[Arm]
+    seeds: int = 3
+    base_seed: int = 2020
+    epochs: int | None = None
+    data_path: str | None = None
+    out: str = "benchmarks/results"
+    runs_dir: str = "runs/bench"
+    negatives: dict[str, str] = field(default_factory=dict)
+    config_files: list[str] | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    baseline: str = "rns"
+    test: str = "ttest"
+    analyses: bool = False
+    fn_batches: int = 4
+    plot_metric: str = "ndcg@20"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out) / self.dataset
+
+    def cell_config(self, seed: int) -> dict[str, Any]:
+        config: dict[str, Any] = dict(self.overrides)
+        config.update(seed=seed, output_dir=self.runs_dir)
+        if self.epochs is not None:
+            config["epochs"] = self.epochs
+        data_path = normalise_data_path(self.data_path, self.dataset)
+        if data_path:
+            config["data_path"] = data_path
+        return config
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "models": self.models,
+            "samplers": [f"{a.label}:{a.sampler}" for a in self.arms],
+            "seeds": [self.base_seed + k for k in range(self.seeds)],
+            "epochs": self.epochs,
+            "data_path": self.data_path,
+            "negatives": self.negatives,
+            "config_files": self.config_files,
+            "overrides": self.overrides,
+            "baseline": self.baseline,
+            "test": self.test,
+        }
+
+
+# --- cells ------------------------------------------------------------------------------------------------
+def cell_path(settings: BenchSettings, model: str, label: str, k: int) -> Path:
+    safe = label.replace("/", "_").replace(":", "_")
+    return settings.folder / "cells" / f"{model}-{safe}-seed{k}.json"
+
+
+def cell_key(settings: BenchSettings, model: str, arm: Arm, seed: int, store: str | None) -> str:
+    return fingerprint(
+        {
+            "version": CELL_VERSION,
+            "dataset": settings.dataset,
+            "model": model,
+            "sampler": arm.sampler,
+            "seed": seed,
+            "config": settings.cell_config(seed),
+            "config_files": settings.config_files,
+            "negatives": store,
+        }
+    )
+
+
+def read_cell(path: Path, key: str | None = None) -> dict[str, Any] | None:
+    """A finished cell (None if missing, unreadable or made with other settings, when ``key`` is given)."""
+    try:
+        cell = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if key is not None and cell.get("key") != key:
+        return None
+    return cell
+
+
+class StoreResolver:
+    """Stores of the store-based samplers: from ``--negatives``, else built by the pipeline (per seed)."""
+
+    def __init__(self, settings: BenchSettings) -> None:
+        self.settings = settings
+        self.cache: dict[tuple[str, int], str] = {}
+
+    def __call__(self, arm: Arm, model: str, seed: int) -> str | None:
+        if arm.label in self.settings.negatives:
+            return self.settings.negatives[arm.label].replace("{seed}", str(seed))
+        if arm.is_baseline:
+            return None
+        if (arm.label, seed) not in self.cache:
+            self.cache[(arm.label, seed)] = str(self._build(arm, model, seed))
+        return self.cache[(arm.label, seed)]
+
+    def _build(self, arm: Arm, model: str, seed: int) -> Path:
+        try:
+            from recbole_hnlm import pipeline
+        except ImportError:  # pragma: no cover - the pipeline module is optional
+            raise ValueError(
+                f"--samplers {arm.label}: pass its store with --negatives {arm.label}=PATH "
+                "(recbole_hnlm.pipeline, which builds stores, is not available)"
+            ) from None
+        from recbole_hnlm.config import make_config
+        from recbole_hnlm.registry import resolve_model_name
+        from recbole_hnlm.stages.supervision import artifact_dir
+
+        overrides = self.settings.cell_config(seed)
+        config = make_config(
+            resolve_model_name(model), self.settings.dataset, self.settings.config_files, overrides
+        )
+        source = arm.source_dataset
+        if source:
+            if arm.sampler != "hnlm":
+                raise ValueError(
+                    f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm sampler"
+                )
+            embedder = artifact_dir(config).parent / source / "embedder"
+            config["hnlm_embedder"] = str(embedder)
+        build = pipeline.ensure_hnlm_store if arm.sampler == "hnlm" else pipeline.ensure_prompt_store
+        return build(config)
+
+
+def run_cell(
+    settings: BenchSettings,
+    model: str,
+    arm: Arm,
+    k: int,
+    stores: Callable[[Arm, str, int], str | None],
+    runner: Callable[..., dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """The cached result of one cell, running it first when it is missing or stale."""
+    seed = settings.base_seed + k
+    path = cell_path(settings, model, arm.label, k)
+    cached = read_cell(path)
+    if arm.label in settings.negatives or arm.is_baseline:
+        store = stores(arm, model, seed)
+    elif cached is not None and cached.get("key") == cell_key(
+        settings, model, arm, seed, cached.get("negatives")
+    ):
+        store = cached.get("negatives")  # finished with a pipeline-built store: no need to rebuild it
+    else:
+        store = stores(arm, model, seed)
+    key = cell_key(settings, model, arm, seed, store)
+    if cached is not None and cached.get("key") == key:
+        print(f"[bench] cached {path.name}", flush=True)
+        return cached
+    if runner is None:
+        from recbole_hnlm.quick_start import run_hnlm as runner
+    print(f"[bench] running {model} / {arm.label} ({arm.sampler}) / seed {seed} ...", flush=True)
+    start = time.perf_counter()
+    record = runner(
+        model=model,
+        dataset=settings.dataset,
+        sampler=arm.sampler,
+        negatives=store,
+        config_file_list=settings.config_files,
+        config_dict=settings.cell_config(seed),
+        saved=True,
+    )
+    if record is None:
+        raise RuntimeError(f"run_hnlm returned no result for {path.name} (a DDP rank without global rank 0?)")
+    cell = {
+        "key": key,
+        "dataset": settings.dataset,
+        "model": model,
+        "label": arm.label,
+        "sampler": arm.sampler,
+        "k": k,
+        "seed": seed,
+        "negatives": store,
+        "test_result": _floats(record["test_result"]),
+        "best_valid_result": _floats(record["best_valid_result"]),
+        "fit_seconds": float(record.get("fit_seconds") or 0.0),
+        "wall_seconds": time.perf_counter() - start,
+        "missing_semantic_pairs": int(record.get("missing_semantic_pairs") or 0),
+        "checkpoint": record.get("checkpoint"),
+        "run_dir": record.get("run_dir"),
+    }
+    atomic_write_json(path, cell)
+    return cell
+
+
+def _floats(result: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in dict(result).items()}
+
+
+# --- summary ------------------------------------------------------------------------------------------------
+def summarise(
+    cells: Sequence[dict[str, Any]],
+    models: Sequence[str],
+    arms: Sequence[Arm],
+    baseline: str = "rns",
+    test: str = "ttest",
+    metrics: Sequence[str] = METRICS,
+) -> dict[str, Any]:
+    """``{model: {label: {metric: {mean, std, values, seeds, gain, best_baseline, test}}}}`` from the cells.
+
+    The best baseline of a model and metric is the baseline sampler (not ``hnlm``/``prompt``) with the
+    highest mean; each other sampler is tested against it, paired on the seeds both have.
+    """
+    by_cell = {(c["model"], c["label"], c["seed"]): c for c in cells}
+    summary: dict[str, Any] = {}
+    for model in models:
+        rows: dict[str, Any] = {}
+        for arm in arms:
+            seeds = sorted(s for (m, lbl, s) in by_cell if m == model and lbl == arm.label)
+            if not seeds:
+                continue
+            row: dict[str, Any] = {"sampler": arm.sampler, "baseline": arm.is_baseline, "metrics": {}}
+            for metric in metrics:
+                values = [by_cell[(model, arm.label, s)]["test_result"][metric] for s in seeds]
+                mean, std = mean_std(values)
+                row["metrics"][metric] = {"mean": mean, "std": std, "values": values, "seeds": seeds}
+            row["missing_semantic_pairs"] = max(
+                by_cell[(model, arm.label, s)]["missing_semantic_pairs"] for s in seeds
+            )
+            rows[arm.label] = row
+        for metric in metrics:
+            ref = rows.get(baseline, {}).get("metrics", {}).get(metric, {}).get("mean")
+            baselines = [lbl for lbl, r in rows.items() if r["baseline"]]
+            best = max(baselines, key=lambda lbl: rows[lbl]["metrics"][metric]["mean"], default=None)
+            for label, row in rows.items():
+                entry = row["metrics"][metric]
+                entry["gain_vs_" + baseline] = (
+                    relative_gain(entry["mean"], ref) if ref is not None else math.nan
+                )
+                entry["best_baseline"] = best
+                if best is None or label == best:
+                    entry["test"] = None
+                    continue
+                other = rows[best]["metrics"][metric]
+                shared = [s for s in entry["seeds"] if s in other["seeds"]]
+                a = [entry["values"][entry["seeds"].index(s)] for s in shared]
+                b = [other["values"][other["seeds"].index(s)] for s in shared]
+                entry["test"] = paired_test(a, b, test).as_dict()
+        summary[model] = rows
+    return summary
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.1f}%"
+
+
+def _p(test: dict[str, Any] | None) -> str:
+    if test is None:
+        return "(best)"
+    p = test.get("pvalue")
+    if p is None:
+        return "n/a"
+    mark = "*" if p < 0.05 else ""
+    return f"{p:.3f}{mark}"
+
+
+def table_markdown(summary: dict[str, Any], settings: BenchSettings, metrics: Sequence[str] = METRICS) -> str:
+    base = settings.baseline
+    test_name = "t-test" if settings.test == "ttest" else "Wilcoxon signed-rank test"
+    lines = [
+        f"# {settings.dataset}: test metrics, mean ± std over {settings.seeds} seed(s)",
+        "",
+        f"Seeds {settings.base_seed}..{settings.base_seed + settings.seeds - 1} (each seed: its own random "
+        "split and initialisation, shared by every sampler). Gain: relative to the mean of "
+        f"`{base}`. p: two-sided paired {test_name} "
+        "over seeds against the best baseline of that model and metric (* p < 0.05; `(best)` marks that "
+        "baseline). Epochs: "
+        + (str(settings.epochs) if settings.epochs is not None else "config default")
+        + ".",
+        "",
+    ]
+    for model, rows in summary.items():
+        lines += [f"## {model}", ""]
+        header = (
+            ["sampler"] + [m for m in metrics] + [f"gain {m}" for m in metrics] + [f"p {m}" for m in metrics]
+        )
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for label, row in rows.items():
+            ms = row["metrics"]
+            cells = [f"{ms[m]['mean']:.4f} ± {ms[m]['std']:.4f}" for m in metrics]
+            gains = [_pct(ms[m].get("gain_vs_" + base)) for m in metrics]
+            ps = [_p(ms[m]["test"]) for m in metrics]
+            name = label if label == row["sampler"] else f"{label} ({row['sampler']})"
+            if row["missing_semantic_pairs"]:
+                name += f" [{row['missing_semantic_pairs']} pairs w/o store]"
+            lines.append("| " + " | ".join([name, *cells, *gains, *ps]) + " |")
+        best = {m: next(iter(rows.values()))["metrics"][m]["best_baseline"] for m in metrics} if rows else {}
+        lines += ["", "Best baseline: " + ", ".join(f"{m} `{b}`" for m, b in best.items()), ""]
+    return "\n".join(lines) + "\n"
+
+
+def generalisation_markdown(summary: dict[str, Any], settings: BenchSettings, metric: str) -> str | None:
+    """Rows ``hnlm@SRC`` (embedder fine-tuned on SRC) next to in-domain ``hnlm`` and ``rns``, if any."""
+    xfer = [a for a in settings.arms if a.source_dataset]
+    if not xfer:
+        return None
+    lines = [
+        f"# Generalisation on {settings.dataset}: embedder fine-tuned on another dataset ({metric})",
+        "",
+        "| model | sampler | embedder from | "
+        + metric
+        + f" | gain vs `{settings.baseline}` | gain vs in-domain hnlm |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, rows in summary.items():
+        home = rows.get("hnlm", {}).get("metrics", {}).get(metric, {}).get("mean")
+        for arm in settings.arms:
+            if arm.label not in rows or (arm.sampler != "hnlm" and arm.label != settings.baseline):
+                continue
+            e = rows[arm.label]["metrics"][metric]
+            source = arm.source_dataset or (settings.dataset if arm.sampler == "hnlm" else "-")
+            vs_home = relative_gain(e["mean"], home) if home is not None and arm.source_dataset else math.nan
+            lines.append(
+                f"| {model} | {arm.label} | {source} | {e['mean']:.4f} ± {e['std']:.4f} | "
+                f"{_pct(e.get('gain_vs_' + settings.baseline))} | {_pct(vs_home)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _bar_panels(summary: dict[str, Any], metrics: Sequence[str]) -> dict[str, Any]:
+    return {
+        model: {
+            m: {lbl: (r["metrics"][m]["mean"], r["metrics"][m]["std"]) for lbl, r in rows.items()}
+            for m in metrics
+        }
+        for model, rows in summary.items()
+    }
+
+
+# --- analyses ------------------------------------------------------------------------------------------
+def analyse_cells(settings: BenchSettings, cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Group metrics and false-negative shares per cell (cached beside it), then mean ± std over seeds."""
+    from recbole_hnlm.bench.groups import analyse_checkpoint
+
+    per: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        path = cell_path(settings, cell["model"], cell["label"], cell["k"]).with_suffix(".analysis.json")
+        cached = read_cell(path)
+        if cached is None or cached.get("key") != cell["key"]:
+            if not cell.get("checkpoint") or not Path(cell["checkpoint"]).is_file():
+                print(f"[bench] no checkpoint for {path.name}; skipped in the analyses", flush=True)
+                continue
+            print(f"[bench] analysing {path.name} ...", flush=True)
+            cached = {
+                "key": cell["key"],
+                **analyse_checkpoint(cell["checkpoint"], fn_batches=settings.fn_batches),
+            }
+            atomic_write_json(path, cached)
+        per.setdefault((cell["model"], cell["label"]), []).append(cached)
+    out: dict[str, Any] = {}
+    for (model, label), runs in per.items():
+        entry: dict[str, Any] = {"groups": {}, "false_negatives": {}}
+        for axis in ("items", "users"):
+            for group in runs[0]["groups"][axis]:
+                for metric in runs[0]["groups"][axis][group]:
+                    if metric == "n_users":
+                        continue
+                    vals = [r["groups"][axis][group][metric] for r in runs]
+                    entry["groups"].setdefault(f"{axis}:{group}", {})[metric] = mean_std(vals)
+        for kind in ("selected", "semantic"):
+            shares = [
+                r["false_negatives"][kind]["share"]
+                for r in runs
+                if r["false_negatives"][kind]["share"] is not None
+            ]
+            if shares:
+                entry["false_negatives"][kind] = mean_std(shares)
+        entry["false_negatives"]["synthetic"] = runs[0]["false_negatives"]["synthetic"]
+        entry["sizes"] = runs[0]["groups"]["sizes"]
+        out.setdefault(model, {})[label] = entry
+    return out
+
+
+def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tuple[str, str]:
+    metric = settings.plot_metric
+    groups = ["items:all", "items:head", "items:tail", "users:sparse", "users:active"]
+    g_lines = [
+        f"# {settings.dataset}: {metric} by item-popularity and user-activity group (test split)",
+        "",
+        "Head: the 20% most-interacted items in training; tail: the rest (the metric counts only the "
+        "positives in the group, on one full ranking over all items). Sparse users: the 25% with the "
+        "fewest training interactions. Mean ± std over seeds.",
+        "",
+    ]
+    f_lines = [
+        f"# {settings.dataset}: share of negatives that are false negatives",
+        "",
+        "A negative is false when the user interacts with it in the validation or test split; "
+        f"{settings.fn_batches} training batches per checkpoint. Synthetic negatives (MixGCF, DENS) and "
+        "adapted semantic negatives count as their nearest item (cosine) in the final item "
+        "embeddings. Mean ± std over seeds.",
+        "",
+        "| model | sampler | selected negative | adapted semantic negative |",
+        "|---|---|---|---|",
+    ]
+    for model, rows in analysis.items():
+        first = next(iter(rows.values()))["sizes"]
+        g_lines += [
+            f"## {model}",
+            "",
+            f"{first['head_items']} head items of {first['items']} "
+            f"({100 * first['head_share_of_training']:.0f}% of training interactions); "
+            f"{first['sparse_users']} sparse users of {first['users']} "
+            f"(at most {first['sparse_max_interactions']} training interactions).",
+            "",
+            "| sampler | " + " | ".join(groups) + " |",
+            "|" + "---|" * (len(groups) + 1),
+        ]
+        for label, entry in rows.items():
+            vals = [entry["groups"].get(g, {}).get(metric, (math.nan, math.nan)) for g in groups]
+            g_lines.append(f"| {label} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in vals) + " |")
+            fn = entry["false_negatives"]
+            sel = fn.get("selected")
+            sem = fn.get("semantic")
+            sel_text = "n/a" if sel is None else f"{100 * sel[0]:.2f}% ± {100 * sel[1]:.2f}"
+            if sel is not None and fn.get("synthetic"):
+                sel_text += " (nearest item)"
+            sem_text = "-" if sem is None else f"{100 * sem[0]:.2f}% ± {100 * sem[1]:.2f}"
+            f_lines.append(f"| {model} | {label} | {sel_text} | {sem_text} |")
+        g_lines.append("")
+    return "\n".join(g_lines) + "\n", "\n".join(f_lines) + "\n"
+
+
+def plot_analyses(analysis: dict[str, Any], settings: BenchSettings) -> None:
+    from recbole_hnlm.bench.plots import grouped_bars
+
+    metric = settings.plot_metric
+    groups = ["items:head", "items:tail", "users:sparse", "users:active"]
+    panels = {
+        model: {
+            g: {lbl: e["groups"].get(g, {}).get(metric, (math.nan, 0.0)) for lbl, e in rows.items()}
+            for g in groups
+        }
+        for model, rows in analysis.items()
+    }
+    grouped_bars(panels, settings.folder / "groups.png", f"{settings.dataset}: {metric} by group", metric)
+    fn_panels = {
+        model: {
+            kind: {lbl: e["false_negatives"][kind] for lbl, e in rows.items() if kind in e["false_negatives"]}
+            for kind in ("selected", "semantic")
+        }
+        for model, rows in analysis.items()
+    }
+    grouped_bars(
+        fn_panels,
+        settings.folder / "false_negatives.png",
+        f"{settings.dataset}: false-negative share",
+        "share",
+    )
+
+
+# --- the whole grid ------------------------------------------------------------------------------------
+def run_bench(
+    settings: BenchSettings, runner: Callable[..., dict[str, Any] | None] | None = None
+) -> dict[str, Any]:
+    """Run (or reuse) every cell, then write table.md, results.json, bars.png (and the analyses)."""
+    if settings.test not in METHODS:
+        raise ValueError(f"--test must be one of {', '.join(METHODS)}, got {settings.test!r}")
+    if settings.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {settings.seeds}")
+    stores = StoreResolver(settings)
+    cells = []
+    started = time.perf_counter()
+    for k in range(settings.seeds):  # seed outermost: a pipeline-built store is built once per seed
+        for model in settings.models:
+            for arm in settings.arms:
+                cells.append(run_cell(settings, model, arm, k, stores, runner))
+    summary = summarise(cells, settings.models, settings.arms, settings.baseline, settings.test)
+    folder = settings.folder
+    payload = {
+        "settings": settings.describe(),
+        "machine": machine_info(),
+        "summary": summary,
+        "cells": [{k: v for k, v in c.items() if k not in ("checkpoint", "run_dir")} for c in cells],
+        "seconds": time.perf_counter() - started,
+    }
+    table = table_markdown(summary, settings)
+    general = generalisation_markdown(summary, settings, settings.plot_metric)
+    from recbole_hnlm.bench.plots import grouped_bars
+
+    grouped_bars(_bar_panels(summary, METRICS), folder / "bars.png", f"{settings.dataset}: test metrics", "")
+    if settings.analyses:
+        analysis = analyse_cells(settings, cells)
+        payload["analyses"] = analysis
+        groups_md, fn_md = analyses_markdown(analysis, settings)
+        atomic_write_text(folder / "groups.md", groups_md)
+        atomic_write_text(folder / "false_negatives.md", fn_md)
+        plot_analyses(analysis, settings)
+    if general:
+        atomic_write_text(folder / "generalisation.md", general)
+    atomic_write_text(folder / "table.md", table)
+    atomic_write_json(folder / "results.json", _json_safe(payload))
+    print(table)
+    print(
+        f"[bench] wrote {folder / 'table.md'}, {folder / 'results.json'}, {folder / 'bars.png'}", flush=True
+    )
+    return payload
+
+
+def machine_info() -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --- command line --------------------------------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (ml-100k is embedded)")
+    parser.add_argument("--models", default="LightGCN,MF", help="comma-separated backbones")
+    parser.add_argument(
+        "--samplers",
+        default="rns,dns",
+        help="comma-separated samplers, each 'sampler' or 'label:sampler' (e.g. rns,dns,hnlm,hnlm@toys:hnlm)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="runs per cell: seeds base_seed .. base_seed+seeds-1"
+    )
+    parser.add_argument("--base_seed", type=int, default=2020)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per cell (default: config)")
+    parser.add_argument("--data_path", default=None, help="folder holding <dataset>/ (or the dataset folder)")
+    parser.add_argument("--out", default="benchmarks/results", help="results folder (<out>/<dataset>/...)")
+    parser.add_argument("--runs_dir", default="runs/bench", help="where the cells' runs and checkpoints go")
+    parser.add_argument(
+        "--negatives",
+        action="append",
+        default=[],
+        help="store of a store-based sampler: PATH or label=PATH (repeatable; {seed} in PATH: the seed)",
+    )
+    parser.add_argument("--config_files", default=None, help="RecBole yaml config files, space separated")
+    parser.add_argument("--baseline", default="rns", help="the label gains are relative to")
+    parser.add_argument("--test", default="ttest", choices=METHODS, help="paired test over seeds")
+    parser.add_argument(
+        "--analyses",
+        action="store_true",
+        help="also group metrics and false-negative shares (from checkpoints)",
+    )
+    parser.add_argument("--fn_batches", type=int, default=4, help="training batches per false-negative check")
+    parser.add_argument("--plot_metric", default="ndcg@20", help="metric of the group tables and plots")
+    parser.epilog = (
+        "Any other --key=value is a RecBole/plugin config override for every cell, e.g. --embedding_size=32."
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> BenchSettings:
+    arms = parse_arms(args.samplers)
+    return BenchSettings(
+        dataset=args.dataset,
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        arms=arms,
+        seeds=args.seeds,
+        base_seed=args.base_seed,
+        epochs=args.epochs,
+        data_path=args.data_path,
+        out=args.out,
+        runs_dir=args.runs_dir,
+        negatives=parse_negatives(args.negatives, arms),
+        config_files=args.config_files.split() if args.config_files else None,
+        overrides=dict(getattr(args, "overrides", None) or {}),
+        baseline=args.baseline,
+        test=args.test,
+        analyses=args.analyses,
+        fn_batches=args.fn_batches,
+        plot_metric=args.plot_metric,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    run_bench(settings_from_args(args))
+    return 0

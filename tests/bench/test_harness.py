@@ -1,0 +1,137 @@
+"""The benchmark harness on a tiny real run: ml-100k, MF, rns + dns, 2 seeds, 1 epoch, 16-d."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from recbole_hnlm.bench import harness
+from recbole_hnlm.bench.harness import Arm, BenchSettings, parse_arms, parse_negatives, run_bench, summarise
+
+TINY = {"embedding_size": 16, "train_batch_size": 2048, "show_progress": False, "state": "ERROR"}
+
+
+def _settings(tmp_path, **kw) -> BenchSettings:
+    base = dict(
+        dataset="ml-100k",
+        models=["MF"],
+        arms=parse_arms("rns,dns"),
+        seeds=2,
+        epochs=1,
+        out=str(tmp_path / "results"),
+        runs_dir=str(tmp_path / "runs"),
+        overrides=dict(TINY),
+    )
+    base.update(kw)
+    return BenchSettings(**base)
+
+
+def test_tiny_grid_writes_tables_caches_cells_and_analyses(in_tmp, monkeypatch):
+    settings = _settings(in_tmp, analyses=True, fn_batches=1)
+    payload = run_bench(settings)
+    folder = in_tmp / "results" / "ml-100k"
+    cells = sorted(p.name for p in (folder / "cells").glob("*-seed?.json"))
+    assert cells == ["MF-dns-seed0.json", "MF-dns-seed1.json", "MF-rns-seed0.json", "MF-rns-seed1.json"]
+    for name in ("table.md", "results.json", "bars.png", "groups.md", "groups.png"):
+        assert (folder / name).stat().st_size > 0, name
+    assert (folder / "false_negatives.md").is_file() and (folder / "false_negatives.png").is_file()
+    assert (folder / "bars.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    results = json.loads((folder / "results.json").read_text())
+    assert results["settings"]["seeds"] == [2020, 2021]
+    rows = results["summary"]["MF"]
+    assert set(rows) == {"rns", "dns"}
+    for label in ("rns", "dns"):
+        entry = rows[label]["metrics"]["ndcg@20"]
+        seeds = [json.loads((folder / "cells" / f"MF-{label}-seed{k}.json").read_text()) for k in (0, 1)]
+        assert [c["seed"] for c in seeds] == [2020, 2021]
+        values = [c["test_result"]["ndcg@20"] for c in seeds]
+        assert entry["values"] == values
+        assert entry["mean"] == pytest.approx(sum(values) / 2)
+        assert entry["std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    assert rows["rns"]["metrics"]["recall@10"]["gain_vs_rns"] == 0.0
+    best = rows["rns"]["metrics"]["ndcg@20"]["best_baseline"]
+    other = "dns" if best == "rns" else "rns"
+    assert rows[other]["metrics"]["ndcg@20"]["test"]["n"] == 2
+    table = (folder / "table.md").read_text()
+    assert "## HNLMBPR" in table or "## MF" in table
+    assert "| rns |" in table and "| dns |" in table and "(best)" in table
+
+    # Per-group evaluation with all items and users is RecBole's own test metric (4 decimals there).
+    analyses = payload["analyses"]["MF"]
+    for label in ("rns", "dns"):
+        ours = analyses[label]["groups"]["items:all"]["ndcg@20"][0]
+        assert ours == pytest.approx(rows[label]["metrics"]["ndcg@20"]["mean"], abs=1e-4)
+        share = analyses[label]["false_negatives"]["selected"][0]
+        assert 0.0 <= share < 0.05
+    assert "items:head" in analyses["rns"]["groups"] and "users:sparse" in analyses["rns"]["groups"]
+
+    # A second run trains nothing and analyses nothing: every cell and analysis comes from the cache.
+    def no_training(**kwargs):
+        raise AssertionError("a cached cell was run again")
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("a cached analysis was run again")
+
+    monkeypatch.setattr("recbole_hnlm.quick_start.run_hnlm", no_training)
+    monkeypatch.setattr("recbole_hnlm.bench.groups.analyse_checkpoint", no_analysis)
+    again = run_bench(settings)
+    assert again["summary"] == json.loads(json.dumps(payload["summary"]))
+
+    # Other settings make the cells stale: they would be run again.
+    with pytest.raises(AssertionError, match="cached cell was run again"):
+        run_bench(_settings(in_tmp, epochs=2))
+
+
+def test_summary_picks_best_baseline_and_tests_against_it():
+    arms = [Arm("rns", "rns"), Arm("dns", "dns"), Arm("hnlm", "hnlm")]
+    table = {"rns": [0.10, 0.11, 0.12], "dns": [0.12, 0.13, 0.14], "hnlm": [0.13, 0.15, 0.16]}
+    cells = [
+        {
+            "model": "MF",
+            "label": label,
+            "seed": 2020 + k,
+            "test_result": {"ndcg@20": v},
+            "missing_semantic_pairs": 0,
+        }
+        for label, values in table.items()
+        for k, v in enumerate(values)
+    ]
+    summary = summarise(cells, ["MF"], arms, metrics=["ndcg@20"])["MF"]
+    assert summary["dns"]["metrics"]["ndcg@20"]["best_baseline"] == "dns"  # hnlm is not a baseline
+    assert summary["dns"]["metrics"]["ndcg@20"]["test"] is None
+    assert summary["dns"]["metrics"]["ndcg@20"]["gain_vs_rns"] == pytest.approx(0.13 / 0.11 - 1)
+    test = summary["hnlm"]["metrics"]["ndcg@20"]["test"]
+    # differences vs dns: 0.01, 0.02, 0.02 -> t = mean / (sd / sqrt 3)
+    d = [0.01, 0.02, 0.02]
+    mean = sum(d) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 2)
+    assert test["statistic"] == pytest.approx(mean / (sd / math.sqrt(3)), rel=1e-6)
+    assert test["n"] == 3
+
+
+def test_sampler_labels_and_stores(tmp_path):
+    arms = parse_arms("rns, hnlm, hnlm@toys, cross:hnlm")
+    assert arms == [Arm("rns", "rns"), Arm("hnlm", "hnlm"), Arm("hnlm@toys", "hnlm"), Arm("cross", "hnlm")]
+    assert arms[2].source_dataset == "toys" and not arms[2].is_baseline and arms[0].is_baseline
+    with pytest.raises(ValueError, match="unknown sampler"):
+        parse_arms("rns,bogus")
+    with pytest.raises(ValueError, match="twice"):
+        parse_arms("rns,rns")
+    one = parse_arms("rns,hnlm")
+    assert parse_negatives(["stores/h-{seed}"], one) == {"hnlm": "stores/h-{seed}"}
+    with pytest.raises(ValueError, match="label=PATH"):
+        parse_negatives(["x"], arms)
+    assert parse_negatives(["hnlm@toys=a", "cross=b"], arms) == {"hnlm@toys": "a", "cross": "b"}
+    resolver = harness.StoreResolver(_settings(tmp_path, arms=one, negatives={"hnlm": "s/{seed}"}))
+    assert resolver(one[1], "MF", 2021) == "s/2021"
+    assert resolver(one[0], "MF", 2021) is None
+
+
+def test_data_path_accepts_the_dataset_folder(tmp_path):
+    (tmp_path / "toys").mkdir()
+    (tmp_path / "toys" / "toys.inter").write_text("")
+    assert harness.normalise_data_path(str(tmp_path / "toys"), "toys") == str(tmp_path)
+    assert harness.normalise_data_path(str(tmp_path), "toys") == str(tmp_path)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from standin import StandIn, default_reply
+
+from recbole_hnlm.llm.backends import OllamaChat
+from recbole_hnlm.llm.concurrency import RetryPolicy
+from recbole_hnlm.negatives.store import SemanticNegativeStore
+from recbole_hnlm.stages.common import LLMSettings
+from recbole_hnlm.stages.profiles import generate_profiles
+from recbole_hnlm.stages.prompt_negatives import ProfilesMissingError, generate_negatives
+
+FAST = RetryPolicy(retries=2, base=0.001, cap=0.01)
+SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=3, item_noun="movie", llm_max_repairs=1)
+
+
+class HashEmbedder:
+    name, model = "hash", "hash-4"
+
+    def embed(self, texts):
+        return np.array([[len(t), sum(map(ord, t)) % 7, 1.0, -1.0] for t in texts], dtype=np.float32)
+
+
+def picky_reply(messages, schema):
+    """Answers "None" for Toy Story, garbage for GoldenEye (even after repair), a name otherwise."""
+    first_user = next(m["content"] for m in messages if m["role"] == "user")
+    if "hard_negative_item" in json.dumps(schema or {}) and '"Toy Story"' in first_user:
+        return json.dumps({"hard_negative_item": "None", "reasoning": "nothing fits"})
+    if "hard_negative_item" in json.dumps(schema or {}) and '"GoldenEye"' in first_user:
+        return "I cannot answer in JSON, sorry."
+    return default_reply(messages, schema)
+
+
+def test_requires_profiles(small_view, tmp_path):
+    with pytest.raises(ProfilesMissingError, match="run `recbole-hnlm profiles`"):
+        generate_negatives(small_view, None, HashEmbedder(), SETTINGS, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("mode", ["interaction", "user"])
+def test_negatives_store_and_counts(small_view, tmp_path, mode):
+    with StandIn(reply=picky_reply) as server:
+        backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
+        generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
+        report = generate_negatives(
+            small_view, backend, HashEmbedder(), SETTINGS, tmp_path, mode=mode, k=2, progress=False
+        )
+        calls = server.calls["/api/chat"]
+        again = generate_negatives(
+            small_view, backend, HashEmbedder(), SETTINGS, tmp_path, mode=mode, k=2, progress=False
+        )
+        assert server.calls["/api/chat"] == calls and again["rows"] == report["rows"]  # all cached
+
+    store = SemanticNegativeStore(tmp_path / "negatives" / "prompt")
+    pairs = {(u, i) for u, items in small_view.histories.items() for i in items}
+    keys = set(zip(store.user_tokens.tolist(), store.item_tokens.tolist()))
+    assert keys <= pairs and len(store) == report["rows"] and store.dim == 4
+    assert store.meta.producer == "prompt_negatives" and store.meta.dataset_fingerprint == "fp-test"
+    names = [json.loads(x) for x in (tmp_path / "negatives" / "prompt.names.jsonl").read_text().splitlines()]
+    assert len(names) == len(store)
+    if mode == "interaction":
+        toy = sum(1 for items in small_view.histories.values() for i in items if i == "1")
+        golden = sum(1 for items in small_view.histories.values() for i in items if i == "2")
+        assert report["total"] == len(pairs)
+        assert report["skipped"] == ({"none_answer": toy} if toy else {})
+        assert report["counts"]["failed"] == golden
+        assert len(store) == len(pairs) - toy - golden  # no row invented for None or failures
+        assert ("1", "1") not in keys
+    else:
+        assert report["total"] == len(small_view.histories) and len(store) == len(pairs)
+        per_user = {}
+        for row in names:
+            per_user.setdefault(row["user"], set()).add(row["negative"])
+        assert all(len(v) <= 2 for v in per_user.values())
+    saved = json.loads((tmp_path / "negatives" / "prompt.report.json").read_text())
+    assert saved["rows"] == len(store) and "config_fingerprint" in saved
