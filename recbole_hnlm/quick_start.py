@@ -38,7 +38,7 @@ def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
     """Config entries that ``--sampler`` / ``--negatives`` stand for.
 
     ``rns``..``ahns`` set ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); ``hnlm`` and
-    ``prompt`` need a store and keep the configured ``neg_sampler`` as the negative the semantic one is
+    ``prompt`` use a store (``run_hnlm`` builds it when none is given) and keep the configured ``neg_sampler`` as the negative the semantic one is
     mixed with (uniform by default; e.g. ``--neg_sampler=dns`` composes both). ``rlmrec-con``/``rlmrec-gen``
     set ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
     """
@@ -51,12 +51,14 @@ def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
         overrides["alignment"] = sampler
     if negatives:
         overrides["semantic_negatives"] = str(Path(negatives).resolve())
-    elif sampler in SEMANTIC_SAMPLERS:
-        raise ValueError(
-            f"--sampler={sampler} needs a semantic-negative store: pass --negatives PATH "
-            "(written by `recbole-hnlm negatives` or `recbole-hnlm finetune`)"
-        )
     return overrides
+
+
+def ensure_store(sampler: str, config: HNLMConfig) -> Path:
+    """Build (or reuse) the store a semantic sampler needs, running whatever pipeline stage is missing."""
+    from recbole_hnlm.pipeline import ensure_hnlm_store, ensure_prompt_store
+
+    return ensure_hnlm_store(config) if sampler == "hnlm" else ensure_prompt_store(config)
 
 
 def _run_dir(config: HNLMConfig, sampler: str) -> Path:
@@ -159,8 +161,9 @@ def run_hnlm(
 ) -> dict[str, Any] | None:
     """Train ``model`` on ``dataset`` with negatives from ``sampler``; returns the result dict.
 
-    The result (with the config and seed) is also written to ``<run folder>/result.json``, and the test
-    metrics are printed as a table. With ``ddp`` (``nproc > 1`` or ``world_size > 0``) training runs in
+    ``hnlm`` / ``prompt`` without ``negatives`` first build (or reuse) the store with the default pipeline
+    (:mod:`recbole_hnlm.pipeline`). The result (with the config and seed) is also written to
+    ``<run folder>/result.json``, and the test metrics are printed as a table. With ``ddp`` (``nproc > 1`` or ``world_size > 0``) training runs in
     ``ddp.nproc`` processes here (see :mod:`recbole_hnlm.distributed`); a machine without global rank 0
     returns None.
     """
@@ -168,6 +171,9 @@ def run_hnlm(
     model_name = resolve_model_name(model)
     merged = {**(config_dict or {}), **sampler_overrides(sampler, negatives)}
     config = make_config(model_name, dataset, config_file_list, merged)
+    if sampler in SEMANTIC_SAMPLERS and not negatives:
+        merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
+        config = make_config(model_name, dataset, config_file_list, merged)
     run_dir = _run_dir(config, sampler)
     config["checkpoint_dir"] = str(run_dir)
     if ddp is not None and ddp.enabled:

@@ -39,8 +39,7 @@ def test_run_hnlm_script_on_embedded_ml100k(tmp_path):
 def test_sampler_overrides():
     assert sampler_overrides("dns", None) == {"neg_sampler": "dns"}
     assert sampler_overrides("hnlm", "s")["semantic_negatives"].endswith("s")
-    with pytest.raises(ValueError, match="--sampler=hnlm needs a semantic-negative store"):
-        sampler_overrides("hnlm", None)
+    assert sampler_overrides("hnlm", None) == {}  # run_hnlm builds the store with the pipeline
     with pytest.raises(ValueError, match="--sampler must be one of"):
         sampler_overrides("magic", None)
 
