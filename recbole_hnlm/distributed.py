@@ -187,6 +187,8 @@ def launch(
     import torch.multiprocessing as mp
 
     config_dict = ddp_config_dict(config_dict, options)
+    # RecBole's init_logger creates ./log/<model> with a check-then-mkdir that ranks would race on
+    os.makedirs(os.path.join("log", model), exist_ok=True)
     results = mp.get_context("spawn").SimpleQueue()
     mp.spawn(
         _rank_main,

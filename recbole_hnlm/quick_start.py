@@ -22,6 +22,7 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 from recbole_hnlm import compat
 from recbole_hnlm.config import HNLMConfig, make_config
 from recbole_hnlm.data.datasets import check_dataset_files
+from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.distributed import DDPOptions, barrier, check_gpu_ids, launch, share_checkpoint_path
 from recbole_hnlm.io import atomic_write_json
 from recbole_hnlm.registry import install, resolve_model_name
@@ -38,8 +39,9 @@ def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
     """Config entries that ``--sampler`` / ``--negatives`` stand for.
 
     ``rns``..``ahns`` set ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); ``hnlm`` and
-    ``prompt`` use a store (``run_hnlm`` builds it when none is given) and keep the configured ``neg_sampler`` as the negative the semantic one is
-    mixed with (uniform by default; e.g. ``--neg_sampler=dns`` composes both). ``rlmrec-con``/``rlmrec-gen``
+    ``prompt`` use a store (``run_hnlm`` builds it when none is given) and keep the configured
+    ``neg_sampler`` as the negative the semantic one is mixed with (uniform by default; e.g.
+    ``--neg_sampler=dns`` composes both). ``rlmrec-con``/``rlmrec-gen``
     set ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
     """
     if sampler not in SAMPLERS:
@@ -109,7 +111,7 @@ def train_and_evaluate(
     ``callback_fn(epoch_idx, valid_score)`` is RecBole's per-validation hook (Ray Tune reports through it).
     Under DDP every rank runs this; all of them test the checkpoint global rank 0 saved.
     """
-    init_seed(config["seed"], config["reproducibility"])
+    init_seed(split_seed(config), config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(config)
@@ -163,9 +165,9 @@ def run_hnlm(
 
     ``hnlm`` / ``prompt`` without ``negatives`` first build (or reuse) the store with the default pipeline
     (:mod:`recbole_hnlm.pipeline`). The result (with the config and seed) is also written to
-    ``<run folder>/result.json``, and the test metrics are printed as a table. With ``ddp`` (``nproc > 1`` or ``world_size > 0``) training runs in
-    ``ddp.nproc`` processes here (see :mod:`recbole_hnlm.distributed`); a machine without global rank 0
-    returns None.
+    ``<run folder>/result.json``, and the test metrics are printed as a table. With ``ddp`` (``nproc > 1``
+    or ``world_size > 0``) training runs in ``ddp.nproc`` processes here (see
+    :mod:`recbole_hnlm.distributed`); a machine without global rank 0 returns None.
     """
     install()
     model_name = resolve_model_name(model)

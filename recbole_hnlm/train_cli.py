@@ -23,7 +23,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     ddp.add_argument("--world_size", type=int, default=-1, help="processes on all machines (-1: nproc)")
     ddp.add_argument("--ip", default="localhost", help="address of the machine holding global rank 0")
     ddp.add_argument("--port", type=int, default=None, help="rendezvous port (default: free port / 5678)")
-    ddp.add_argument("--group_offset", type=int, default=0, help="global rank of this machine's first process")
+    ddp.add_argument(
+        "--group_offset", type=int, default=0, help="global rank of this machine's first process"
+    )
     parser.epilog = "Any other --key=value is a RecBole/plugin config override, e.g. --epochs=2."
 
 

@@ -40,7 +40,13 @@ from typing import Any
 import recbole_hnlm  # noqa: F401  (compat shims + model registry: also in every Ray worker running a trial)
 from recbole_hnlm.config import PROPERTIES_DIR, make_config
 from recbole_hnlm.io import atomic_write_json, atomic_write_text
-from recbole_hnlm.quick_start import _plain, sampler_overrides, train_and_evaluate
+from recbole_hnlm.quick_start import (
+    SEMANTIC_SAMPLERS,
+    _plain,
+    ensure_store,
+    sampler_overrides,
+    train_and_evaluate,
+)
 from recbole_hnlm.registry import resolve_model_name
 
 PARAM_KINDS = ("choice", "uniform", "quniform", "loguniform")
@@ -260,6 +266,9 @@ def prepare_job(
     files = [str(Path(f).resolve()) for f in (config_files or [])]
     with _keep_env("CUDA_VISIBLE_DEVICES"):
         config = make_config(model_name, dataset, files or None, merged)
+        if sampler in SEMANTIC_SAMPLERS and not negatives:  # as `train`: build (or reuse) the store once
+            merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
+            config = make_config(model_name, dataset, files or None, merged)
     unknown = [s.name for s in specs if s.name not in config.final_config_dict]
     if unknown:
         raise ParamsFileError(
@@ -403,9 +412,11 @@ def run_ray(job: TuneJob) -> dict[str, Any]:
             reduction_factor=job.reduction_factor,
         )
         resources = {"cpu": job.cpus_per_trial, "gpu": job.gpus_per_trial}
-        reporter = tune.CLIReporter(
-            parameter_columns=names, metric_columns=["epoch", "valid_score", "best_valid_score"]
-        )
+        extra: dict[str, Any] = storage_kwargs(Path(job.output_dir))
+        if ray_version() < (2, 7):  # newer Ray prints its own trial table
+            extra["progress_reporter"] = tune.CLIReporter(
+                parameter_columns=names, metric_columns=["epoch", "valid_score", "best_valid_score"]
+            )
         analysis = tune.run(
             tune.with_parameters(hnlm_trainable, job=asdict(job)),
             name="ray",
@@ -414,14 +425,16 @@ def run_ray(job: TuneJob) -> dict[str, Any]:
             scheduler=scheduler,
             search_alg=BasicVariantGenerator(random_state=job.seed),
             resources_per_trial=resources,
-            progress_reporter=reporter,
             raise_on_failed_trial=False,
             verbose=1,
-            **storage_kwargs(Path(job.output_dir)),
+            **extra,
         )
         rows = [_ray_trial_row(t, names) for t in analysis.trials]
         # trials ASHA stopped never reached their own clean-up; checkpoints were only for the test epoch
-        for folder in Path(job.output_dir).glob("ray/*/checkpoints"):
+        folders = list(Path(job.output_dir).glob("ray/*/checkpoints"))
+        for trial in analysis.trials:
+            folders += [Path(p) / "checkpoints" for p in (getattr(trial, "local_path", None),) if p]
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
     finally:
         if started:

@@ -71,3 +71,15 @@ def test_missing_pairs_follow_the_policy(toys_slice, tmp_path, in_tmp):
 def test_missing_dataset_files_say_how_to_prepare(tmp_path, in_tmp):
     with pytest.raises(FileNotFoundError, match="recbole-hnlm prepare --dataset toys"):
         run_hnlm("LightGCN", "toys", "rns", config_dict={**FAST, "data_path": str(tmp_path / "nothing")})
+
+
+def test_split_seed_fixes_the_split_across_training_seeds(in_tmp):
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.data.splits import interaction_tokens, load_split
+
+    def train_pairs(**cfg):
+        split = load_split(make_config("HNLMLightGCN", "ml-100k", config_dict={**FAST, **cfg}))
+        return set(zip(*interaction_tokens(split.train)))
+
+    assert train_pairs(seed=1, split_seed=5) == train_pairs(seed=2, split_seed=5)
+    assert train_pairs(seed=1) != train_pairs(seed=2)

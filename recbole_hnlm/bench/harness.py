@@ -128,10 +128,17 @@ class BenchSettings:
     analyses: bool = False
     fn_batches: int = 4
     plot_metric: str = "ndcg@20"
+    name: str | None = None
 
     @property
     def folder(self) -> Path:
-        return Path(self.out) / self.dataset
+        """Where the tables go: ``<out>/<name>`` (``name`` defaults to the dataset)."""
+        return Path(self.out) / (self.name or self.dataset)
+
+    @property
+    def cells_folder(self) -> Path:
+        """Cells are per dataset, shared by every grid on it (a second table reuses the first one's cells)."""
+        return Path(self.out) / self.dataset / "cells"
 
     def cell_config(self, seed: int) -> dict[str, Any]:
         config: dict[str, Any] = dict(self.overrides)
@@ -156,13 +163,14 @@ class BenchSettings:
             "overrides": self.overrides,
             "baseline": self.baseline,
             "test": self.test,
+            "name": self.name or self.dataset,
         }
 
 
 # --- cells ------------------------------------------------------------------------------------------------
 def cell_path(settings: BenchSettings, model: str, label: str, k: int) -> Path:
     safe = label.replace("/", "_").replace(":", "_")
-    return settings.folder / "cells" / f"{model}-{safe}-seed{k}.json"
+    return settings.cells_folder / f"{model}-{safe}-seed{k}.json"
 
 
 def cell_key(settings: BenchSettings, model: str, arm: Arm, seed: int, store: str | None) -> str:
@@ -668,6 +676,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fn_batches", type=int, default=4, help="training batches per false-negative check")
     parser.add_argument("--plot_metric", default="ndcg@20", help="metric of the group tables and plots")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="tables go to <out>/<name>/ (default: the dataset; cells stay per dataset)",
+    )
     parser.epilog = (
         "Any other --key=value is a RecBole/plugin config override for every cell, e.g. --embedding_size=32."
     )
@@ -693,6 +706,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         analyses=args.analyses,
         fn_batches=args.fn_batches,
         plot_metric=args.plot_metric,
+        name=args.name,
     )
 
 

@@ -55,7 +55,7 @@ def grouped_bars(
                 capsize=2,
                 label=label,
             )
-        ax.set_xticks(x, group_names, rotation=0)
+        ax.set_xticks(x, group_names, rotation=20, ha="right")
         ax.set_title(name)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)

@@ -24,9 +24,19 @@ class Split:
     test: Any
 
 
+def split_seed(config: Any) -> int:
+    """The seed of the train/valid/test split: ``split_seed`` when set, else ``seed`` (RecBole's behaviour).
+
+    Fixing ``split_seed`` while varying ``seed`` repeats training on one split (what multi-seed
+    benchmarks want, and what lets one semantic-negative store serve every seed).
+    """
+    value = config["split_seed"]
+    return int(config["seed"] if value is None else value)
+
+
 def load_split(config: Any) -> Split:
     check_dataset_files(config["dataset"], config["data_path"], config)
-    init_seed(config["seed"], config["reproducibility"])
+    init_seed(split_seed(config), config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = dataset.build()
     return Split(dataset, train, valid, test)

@@ -24,11 +24,12 @@ line, in row order). Rows are aligned to RecBole's internal ids by token.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from logging import getLogger
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,38 +60,48 @@ def profile_folder(config: Any) -> Path:
     return Path(config["artifact_dir"] or "artifacts") / str(config["dataset"]) / "profiles"
 
 
-def load_profiles(folder: str | Path, kind: str, id_tokens: Any, missing_policy: str = "error") -> ProfileMatrix:
-    """Profile embeddings of ``kind`` ("user"/"item") aligned to internal ids (``id_tokens[i]`` = token of id i).
+def load_profiles(
+    folder: str | Path, kind: str, id_tokens: Any, missing_policy: str = "error"
+) -> ProfileMatrix:
+    """Profile embeddings of ``kind`` ("user"/"item") aligned to internal ids (``id_tokens[i]``: token of i).
 
     Errors name the file: missing files, a matrix that is not 2-D, row/token count mismatch, duplicate or
     unknown tokens, non-finite values, and (``missing_policy: error``) dataset ids without a profile.
     """
     if missing_policy not in PROFILE_MISSING:
-        raise ValueError(f"config key 'profile_missing' must be one of {PROFILE_MISSING}, got {missing_policy!r}")
+        raise ValueError(
+            f"config key 'profile_missing' must be one of {PROFILE_MISSING}, got {missing_policy!r}"
+        )
     folder = Path(folder)
     matrix_file, token_file = folder / f"{kind}_embeddings.npy", folder / f"{kind}_tokens.txt"
     for file in (matrix_file, token_file):
         if not file.is_file():
             raise ProfileError(
-                f"{file}: not found. RLMRec needs profile embeddings: run `recbole-hnlm profiles --embed` or set "
-                f"profile_embeddings to a folder with {kind}_embeddings.npy and {kind}_tokens.txt"
+                f"{file}: not found. RLMRec needs profile embeddings: run `recbole-hnlm profiles --embed` "
+                f"or set profile_embeddings to a folder with {kind}_embeddings.npy and {kind}_tokens.txt"
             )
     vectors = np.load(matrix_file, allow_pickle=False)
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
-        raise ProfileError(f"{matrix_file}: expected a 2-D float matrix, got shape {vectors.shape} {vectors.dtype}")
+        raise ProfileError(
+            f"{matrix_file}: expected a 2-D float matrix, got shape {vectors.shape} {vectors.dtype}"
+        )
     tokens = token_file.read_text(encoding="utf-8").splitlines()
     if len(tokens) != len(vectors):
-        raise ProfileError(f"{token_file} lists {len(tokens)} tokens but {matrix_file} has {len(vectors)} rows")
+        raise ProfileError(
+            f"{token_file} lists {len(tokens)} tokens but {matrix_file} has {len(vectors)} rows"
+        )
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if bad.size:
-        raise ProfileError(f"{matrix_file}: {bad.size} rows with NaN/inf values, e.g. row {bad[0]} ({tokens[bad[0]]!r})")
+        raise ProfileError(
+            f"{matrix_file}: {bad.size} rows with NaN/inf values, e.g. row {bad[0]} ({tokens[bad[0]]!r})"
+        )
     index = {str(token): i for i, token in enumerate(id_tokens) if i > 0}
     ids = np.array([index.get(token, -1) for token in tokens], dtype=np.int64)
     unknown = [tokens[k] for k in np.flatnonzero(ids < 0)]
     if unknown:
         raise ProfileError(
-            f"{token_file}: {len(unknown)} {kind} tokens are not in the dataset, e.g. {unknown[:5]}; the profiles "
-            "were made for another dataset or filtering"
+            f"{token_file}: {len(unknown)} {kind} tokens are not in the dataset, e.g. {unknown[:5]}; the "
+            "profiles were made for another dataset or filtering"
         )
     if len(np.unique(ids)) != len(ids):
         raise ProfileError(f"{token_file}: duplicate {kind} tokens")
@@ -104,7 +115,9 @@ def load_profiles(folder: str | Path, kind: str, id_tokens: Any, missing_policy:
         absent = [str(id_tokens[i]) for i in np.flatnonzero(~has.numpy())[1:6]]
         message = f"{missing} of {n - 1} {kind}s have no profile embedding in {matrix_file}, e.g. {absent}"
         if missing_policy == "error":
-            raise ProfileError(message + "; set profile_missing: skip to leave them out of the alignment loss")
+            raise ProfileError(
+                message + "; set profile_missing: skip to leave them out of the alignment loss"
+            )
         getLogger().warning(message + "; they are left out of the alignment loss (profile_missing: skip)")
     return ProfileMatrix(emb=emb, has=has, missing=missing)
 
@@ -130,8 +143,8 @@ class ProfileAlignment(nn.Module):
         super().__init__()
         if users.emb.shape[1] != items.emb.shape[1]:
             raise ProfileError(
-                f"user profile embeddings are {users.emb.shape[1]}-d but item ones are {items.emb.shape[1]}-d; "
-                "embed both with the same model"
+                f"user profile embeddings are {users.emb.shape[1]}-d but item ones are "
+                f"{items.emb.shape[1]}-d; embed both with the same model"
             )
         self.profile_dim = users.emb.shape[1]
         self.register_buffer("user_profiles", users.emb, persistent=False)
@@ -206,7 +219,9 @@ class GenerativeAlignment(ProfileAlignment):
 
     name = "rlmrec-gen"
 
-    def __init__(self, config: Any, users: ProfileMatrix, items: ProfileMatrix, dim: int, model: nn.Module) -> None:
+    def __init__(
+        self, config: Any, users: ProfileMatrix, items: ProfileMatrix, dim: int, model: nn.Module
+    ) -> None:
         super().__init__(config, users, items)
         self.weight = float(config["recon_weight"])
         self.temperature = float(config["recon_temperature"])
@@ -256,7 +271,7 @@ class GenerativeAlignment(ProfileAlignment):
 
 def build_alignment(config: Any, dataset: Any, dim: int, model: nn.Module) -> ProfileAlignment | None:
     """The alignment ``config['alignment']`` names (None when unset)."""
-    name = config["alignment"] if "alignment" in config else None
+    name = config["alignment"] if "alignment" in config else None  # noqa: SIM401 (RecBole Config: no get)
     if not name:
         return None
     if name not in ALIGNMENTS:

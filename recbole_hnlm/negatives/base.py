@@ -41,7 +41,7 @@ class Propagation:
         return self.item_ego if self.item_ego is not None else self.layers("item")[0]
 
     def pool_layers(self, layers: list[torch.Tensor]) -> torch.Tensor:
-        """Pool per-layer embeddings (each ``[..., d_l]``) into final ones, as ``user``/``item`` were pooled."""
+        """Pool per-layer embeddings ``[..., d_l]`` into final ones, as ``user``/``item`` were pooled."""
         if self.pool == "mean":
             return torch.stack(layers, dim=0).mean(dim=0)
         if self.pool == "concat":
@@ -119,7 +119,7 @@ class NegativeSampler(nn.Module):
 
     @classmethod
     def candidate_count(cls, config: Any) -> int:
-        own = config[f"{cls.name}_candidates"] if f"{cls.name}_candidates" in config else None
+        own = config_value(config, f"{cls.name}_candidates", None)
         count = own if own is not None else config["neg_candidates"]
         key = f"{cls.name}_candidates" if own is not None else "neg_candidates"
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -131,6 +131,9 @@ class NegativeSampler(nn.Module):
 
 
 def config_value(config: Any, key: str, default: Any) -> Any:
-    """``config[key]`` if set, else ``default`` (plugin keys have yaml defaults; tests may build bare dicts)."""
-    value = config[key] if key in config else None
+    """``config[key]`` if set, else ``default`` (plugin keys have yaml defaults; tests pass plain dicts).
+
+    RecBole's ``Config`` has no ``get``, hence the membership test.
+    """
+    value = config[key] if key in config else None  # noqa: SIM401
     return default if value is None else value

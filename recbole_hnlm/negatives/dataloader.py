@@ -41,9 +41,7 @@ class HNLMTrainDataLoader(TrainDataLoader):
             self._bind_store(config, dataset, users, items)
         self.candidate_sampler: CandidateSampler | None = None
         if sampler_class(config["neg_sampler"]).needs_candidates:
-            self.candidate_sampler = CandidateSampler(
-                users, items, dataset.item_num, candidate_count(config)
-            )
+            self.candidate_sampler = CandidateSampler(users, items, dataset.item_num, candidate_count(config))
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def _bind_store(self, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> None:

@@ -206,26 +206,46 @@ class DENSNegatives(NegativeSampler):
                 f"(embedding_size, hidden_size_list) but a layer is {layer.shape[-1]}-d"
             ) from None
 
+    def _by_width(self, layers: list[torch.Tensor]) -> dict[int, list[int]]:
+        """Layer indices grouped by width: the layers of one group share gates and go through them at once."""
+        groups: dict[int, list[int]] = {}
+        for k, layer in enumerate(layers):
+            self.gates_for(layer)  # a clear error for a width without gates
+            groups.setdefault(layer.shape[-1], []).append(k)
+        return groups
+
     def forward(self, ctx: NegativeContext) -> Negatives:
         prop = ctx.propagation
         cands = ctx.candidates()
         items, users = prop.layers("item"), prop.layers("user")
+        groups = self._by_width(items)
         weight = 1.0 - min(1.0, ctx.epoch / self.warmup)
         user_l = [rows(layer, ctx.users) for layer in users]
         pos_l = [rows(layer, ctx.pos_items) for layer in items]
-        chosen = []
+        # The positive's relevant factor for every layer, one gate call per width group; with gradient only
+        # when the factor loss trains the gates.
+        gated_pos: dict[int, torch.Tensor] = {}
+        with torch.set_grad_enabled(self.gamma > 0 and torch.is_grad_enabled()):
+            for width, idx in groups.items():
+                stacked_user = torch.stack([user_l[k] for k in idx], dim=1)
+                stacked_pos = torch.stack([pos_l[k] for k in idx], dim=1)
+                gated_pos[width] = self.gates[str(width)].positive(stacked_user, stacked_pos)  # [B, g, d]
+        chosen: list[torch.Tensor | None] = [None] * len(items)
         with torch.no_grad():
-            for table, user, pos in zip(items, user_l, pos_l):
-                gates = self.gates_for(table)
-                table, user = table.detach(), user.detach()
-                gated_pos = gates.positive(user, pos.detach())
-                neg_pre = rows(F.linear(table, gates.neg_gate.weight), cands)  # [B, M, d]; bias: pos_pre
-                pos_pre = gates.pos_gate(gated_pos) + gates.neg_gate.bias  # [B, d]
-                # (weight - sigmoid(pre)) * candidate, in place on the [B, M, d] buffer
-                selection = neg_pre.add_(pos_pre.unsqueeze(1)).sigmoid_().neg_().add_(weight)
-                selection.mul_(rows(table, cands))
-                scores = torch.bmm(selection, user.unsqueeze(-1)).squeeze(-1)
-                chosen.append(pick(cands, scores.argmax(dim=1)))
+            for width, idx in groups.items():
+                gates = self.gates[str(width)]
+                # weight - sigmoid(x) = sigmoid(-x) - (1 - weight), x = neg_gate(e_m) + pos_gate(gated pos);
+                # -x is built from negated small operands, then updated in place on the [B, M, d] buffer.
+                pos_pre = gates.pos_gate(gated_pos[width].detach()) + gates.neg_gate.bias  # [B, g, d]
+                for j, k in enumerate(idx):
+                    table = items[k].detach()
+                    minus_x = rows(F.linear(table, -gates.neg_gate.weight), cands)
+                    selection = minus_x.sub_(pos_pre[:, j].unsqueeze(1)).sigmoid_()
+                    if weight != 1.0:
+                        selection.sub_(1.0 - weight)
+                    selection.mul_(rows(table, cands))
+                    scores = torch.bmm(selection, user_l[k].detach().unsqueeze(-1)).squeeze(-1)
+                    chosen[k] = pick(cands, scores.argmax(dim=1))
         neg_l = [rows(table, ids) for table, ids in zip(items, chosen)]
         negatives = Negatives(
             emb=prop.pool_layers(neg_l),
@@ -233,25 +253,27 @@ class DENSNegatives(NegativeSampler):
             ego=rows(prop.ego_items(), chosen[0]),
         )
         if self.gamma > 0:
-            negatives.extra_loss = self.gamma * self.factor_loss(ctx, user_l, pos_l, neg_l)
+            negatives.extra_loss = self.gamma * self.factor_loss(ctx, groups, gated_pos, pos_l, neg_l)
         return negatives
 
     def factor_loss(
         self,
         ctx: NegativeContext,
-        user_l: list[torch.Tensor],
+        groups: dict[int, list[int]],
+        gated_pos: dict[int, torch.Tensor],
         pos_l: list[torch.Tensor],
         neg_l: list[torch.Tensor],
     ) -> torch.Tensor:
         """Mean of 4 BPR terms: pos relevant > pos irrelevant, neg irrelevant > neg relevant,
         pos relevant > neg relevant, neg irrelevant > pos irrelevant (scores with the pooled user)."""
         prop = ctx.propagation
-        pos_rel, neg_rel = [], []
-        for user, pos, neg in zip(user_l, pos_l, neg_l):
-            gates = self.gates_for(pos)
-            gated_pos = gates.positive(user, pos)
-            pos_rel.append(gated_pos)
-            neg_rel.append(gates.negative(neg, gated_pos))
+        pos_rel: list[torch.Tensor | None] = [None] * len(pos_l)
+        neg_rel: list[torch.Tensor | None] = [None] * len(neg_l)
+        for width, idx in groups.items():
+            stacked_neg = torch.stack([neg_l[k] for k in idx], dim=1)
+            gated_neg = self.gates[str(width)].negative(stacked_neg, gated_pos[width])
+            for j, k in enumerate(idx):
+                pos_rel[k], neg_rel[k] = gated_pos[width][:, j], gated_neg[:, j]
         pos_rel_e, neg_rel_e = prop.pool_layers(pos_rel), prop.pool_layers(neg_rel)
         pos_irr_e = prop.pool_layers(pos_l) - pos_rel_e
         neg_irr_e = prop.pool_layers(neg_l) - neg_rel_e

@@ -54,7 +54,7 @@ def sampler_class(name: str) -> type[NegativeSampler]:
 
 
 def candidate_count(config: Any) -> int:
-    """M, the candidates per positive the configured sampler scores (``<name>_candidates`` or ``neg_candidates``)."""
+    """M, candidates per positive for the configured sampler (``<name>_candidates`` or ``neg_candidates``)."""
     return sampler_class(config["neg_sampler"]).candidate_count(config)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_directory, atomic_write_json, fingerprint
 
 SUPERVISION_DIR = "supervision"
@@ -254,7 +255,16 @@ def cf_config(config: Any, settings: SupervisionSettings, checkpoint_dir: Path) 
     from recbole_hnlm.config import make_config
 
     keep = set(config.parameters.get("Dataset", [])) if hasattr(config, "parameters") else set()
-    keep |= {"data_path", "eval_args", "seed", "reproducibility", "use_gpu", "gpu_id", "show_progress"}
+    keep |= {
+        "data_path",
+        "eval_args",
+        "seed",
+        "split_seed",
+        "reproducibility",
+        "use_gpu",
+        "gpu_id",
+        "show_progress",
+    }
     keep |= {"state", "metrics", "topk", "valid_metric", "eval_batch_size", "text_fields", "review_field"}
     base = {k: config[k] for k in keep if config_value(config, k) is not None}
     data_path = Path(str(config["data_path"]))
@@ -273,7 +283,7 @@ def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress
 
     cache = root / CF_DIR
     cfg = cf_config(config, settings, cache / "tmp")
-    init_seed(cfg["seed"], cfg["reproducibility"])
+    init_seed(split_seed(cfg), cfg["reproducibility"])
     dataset = create_dataset(cfg)
     train_data, valid_data, _test_data = data_preparation(cfg, dataset)
     init_seed(cfg["seed"], cfg["reproducibility"])
@@ -283,6 +293,7 @@ def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress
         "model": cfg["model"],
         "epochs": settings.hnlm_cf_epochs,
         "seed": cfg["seed"],
+        "split_seed": split_seed(cfg),
         "external": settings.hnlm_cf_checkpoint,
     }
     cf_fp = fingerprint(key)

@@ -21,7 +21,7 @@ from recbole_hnlm.stages.common import LLMSettings
 from recbole_hnlm.stages.profiles import generate_profiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-from stage_data import ml100k_view  # noqa: E402
+from stage_data import ml100k_view
 
 FAST = RetryPolicy(retries=2, base=0.001, cap=0.01)
 SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=2, item_noun="movie")
@@ -66,26 +66,22 @@ def test_two_actors_write_the_same_profiles_and_resume_from_a_partial_cache(loca
             server.faults.extend(["500", "garbage"])  # retried by OllamaChat inside the actors
             meta_ray = generate_profiles(view, pooled, SETTINGS, tmp_path / "ray", progress=False)
             stats = pooled.actor_stats()
-        finally:
-            pooled.close()
-        assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "single")
-        assert meta_ray["backend"] == meta_single["backend"]
-        assert meta_ray["config_fingerprint"] == meta_single["config_fingerprint"]
-        # both actors served requests, in processes other than this one
-        assert len({s["pid"] for s in stats}) == 2 and all(s["calls"] > 0 for s in stats)
-        assert sum(s["calls"] for s in stats) == total
-        assert server.calls["/api/chat"] == 2 * total + 2
+            assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "single")
+            assert meta_ray["backend"] == meta_single["backend"]
+            assert meta_ray["config_fingerprint"] == meta_single["config_fingerprint"]
+            # both actors served requests, in processes other than this one
+            assert len({s["pid"] for s in stats}) == 2 and all(s["calls"] > 0 for s in stats)
+            assert sum(s["calls"] for s in stats) == total
+            assert server.calls["/api/chat"] == 2 * total + 2
 
-        # resume: a cache cut after k answers plus half a line, as a kill mid-write leaves it
-        cache = tmp_path / "single" / "llm_cache" / "profiles.jsonl"
-        resumed = tmp_path / "resumed"
-        (resumed / "llm_cache").mkdir(parents=True)
-        lines = cache.read_bytes().splitlines(keepends=True)
-        keep = len(lines) // 2
-        (resumed / "llm_cache" / "profiles.jsonl").write_bytes(b"".join(lines[:keep]) + lines[keep][:25])
-        before = server.calls["/api/chat"]
-        pooled = RayChatBackend(_ollama(server.url), num_actors=2)
-        try:
+            # resume: a cache cut after k answers plus half a line, as a kill mid-write leaves it
+            cache = tmp_path / "single" / "llm_cache" / "profiles.jsonl"
+            resumed = tmp_path / "resumed"
+            (resumed / "llm_cache").mkdir(parents=True)
+            lines = cache.read_bytes().splitlines(keepends=True)
+            keep = len(lines) // 2
+            (resumed / "llm_cache" / "profiles.jsonl").write_bytes(b"".join(lines[:keep]) + lines[keep][:25])
+            before = server.calls["/api/chat"]
             meta_resumed = generate_profiles(view, pooled, SETTINGS, resumed, progress=False)
         finally:
             pooled.close()

@@ -1,4 +1,4 @@
-"""RLMRec-Con/Gen: profile loading and alignment by token, the losses, masking, and training on every backbone."""
+"""RLMRec-Con/Gen: profiles aligned by token, the losses, masking, and training on every backbone."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_profiles_align_to_internal_ids_by_token(tmp_path):
 
 
 def test_profile_errors_name_the_file_and_the_problem(tmp_path):
-    with pytest.raises(ProfileError, match="user_embeddings.npy: not found"):
+    with pytest.raises(ProfileError, match=r"user_embeddings\.npy: not found"):
         load_profiles(tmp_path, "user", ID_TOKENS)
     write_profiles(tmp_path, "item", ["a", "zzz"], [[1.0], [2.0]])
     with pytest.raises(ProfileError, match=r"1 item tokens are not in the dataset, e.g. \['zzz'\]"):
@@ -91,7 +91,7 @@ def test_profile_errors_name_the_file_and_the_problem(tmp_path):
     skipped = load_profiles(tmp_path, "item", ID_TOKENS, "skip")
     assert skipped.missing == 1 and skipped.has.tolist() == [False, True, True, False]
     (tmp_path / "item_tokens.txt").write_text("a\nb\nc\n")
-    with pytest.raises(ProfileError, match="lists 3 tokens but .* has 2 rows"):
+    with pytest.raises(ProfileError, match=r"lists 3 tokens but .* has 2 rows"):
         load_profiles(tmp_path, "item", ID_TOKENS)
     write_profiles(tmp_path, "item", ["a", "a", "b"], [[1.0], [2.0], [3.0]])
     with pytest.raises(ProfileError, match="duplicate"):
@@ -161,7 +161,12 @@ def test_rlmrec_alignment_is_a_trained_loss_term(toys_slice, slice_profiles, in_
     from recbole_hnlm.config import make_config
 
     for alignment, module in (("rlmrec-con", "encoder"), ("rlmrec-gen", "decoder")):
-        cfg = {**QUICK, **toys_slice["config"], "profile_embeddings": str(slice_profiles), "alignment": alignment}
+        cfg = {
+            **QUICK,
+            **toys_slice["config"],
+            "profile_embeddings": str(slice_profiles),
+            "alignment": alignment,
+        }
         config = make_config("HNLMLightGCN", toys_slice["dataset"], config_dict=cfg)
         init_seed(config["seed"], config["reproducibility"])
         train, _, _ = data_preparation(config, create_dataset(config))
@@ -178,5 +183,5 @@ def test_rlmrec_alignment_is_a_trained_loss_term(toys_slice, slice_profiles, in_
 
 def test_missing_profile_folder_is_a_clear_error(toys_slice, in_tmp, tmp_path):
     config = {**QUICK, **toys_slice["config"], "profile_embeddings": str(tmp_path / "none")}
-    with pytest.raises(ProfileError, match="user_embeddings.npy: not found"):
+    with pytest.raises(ProfileError, match=r"user_embeddings\.npy: not found"):
         run_hnlm("LightGCN", toys_slice["dataset"], "rlmrec-con", config_dict=config, saved=False)

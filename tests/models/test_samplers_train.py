@@ -36,13 +36,18 @@ def test_dens_gates_are_model_parameters_and_train(toys_slice, in_tmp):
     from recbole_hnlm.config import make_config
 
     config = make_config(
-        "HNLMLightGCN", toys_slice["dataset"], config_dict={**QUICK, **toys_slice["config"], "neg_sampler": "dens"}
+        "HNLMLightGCN",
+        toys_slice["dataset"],
+        config_dict={**QUICK, **toys_slice["config"], "neg_sampler": "dens"},
     )
     init_seed(config["seed"], config["reproducibility"])
     train, _, _ = data_preparation(config, create_dataset(config))
     model = get_model("HNLMLightGCN")(config, train._dataset)
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("negative_sampler.")}
-    assert set(before) >= {"negative_sampler.gates.16.neg_gate.weight", "negative_sampler.gates.16.user_gate.bias"}
+    assert set(before) >= {
+        "negative_sampler.gates.16.neg_gate.weight",
+        "negative_sampler.gates.16.user_gate.bias",
+    }
     trainer = get_trainer(config["MODEL_TYPE"], "HNLMLightGCN")(config, model)
     loss = trainer._train_epoch(train, 0)
     assert isinstance(loss, tuple) and len(loss) == 2  # ranking loss, DENS's gate loss

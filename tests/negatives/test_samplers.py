@@ -114,7 +114,9 @@ def test_mixgcf_equals_the_hand_computed_mix(pool, n_layers):
         for layer in range(n_layers):
             table = items[layer].detach()
             query = prop.user_layers[layer][ctx.users[b]] if pool == "concat" else ctx.user_e[b].detach()
-            mixed = [alpha[b, layer] * table[ctx.pos_items[b]] + (1 - alpha[b, layer]) * table[c] for c in cands[b]]
+            mixed = [
+                alpha[b, layer] * table[ctx.pos_items[b]] + (1 - alpha[b, layer]) * table[c] for c in cands[b]
+            ]
             scores = [float(query @ m) for m in mixed]
             per_layer.append(mixed[int(np.argmax(scores))])
         expected_rows.append(torch.stack(per_layer).mean(0) if pool == "mean" else torch.cat(per_layer))
@@ -167,7 +169,8 @@ class _TinyMF(SemanticNegativeMixin, torch.nn.Module):
 
     def __init__(self, negatives):
         torch.nn.Module.__init__(self)
-        self.current_epoch, self.rank_loss, self.semantic_adapter, self.profile_alignment = 0, "bpr", None, None
+        self.current_epoch, self.rank_loss = 0, "bpr"
+        self.semantic_adapter = self.profile_alignment = None
         self.negative_sampler = lambda ctx: negatives
 
     def propagate(self):
@@ -200,7 +203,8 @@ def test_candidate_sampler_never_returns_a_training_positive():
         users, items = (np.array(x, dtype=np.int64) for x in zip(*pairs))
         positives = set(pairs)
         sampler = CandidateSampler(users, items, n_items, int(rng.integers(1, 20)))
-        free = {u for u in range(1, n_users) if sum((u, i) in positives for i in range(1, n_items)) < n_items - 1}
+        counts = {u: sum((u, i) in positives for i in range(1, n_items)) for u in range(1, n_users)}
+        free = {u for u, count in counts.items() if count < n_items - 1}
         if not free:
             continue
         batch = rng.choice(sorted(free), size=64)

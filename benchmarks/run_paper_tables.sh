@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The commands that produce the committed accuracy tables under benchmarks/results/<dataset>/.
+#
+# Run from the repository root with the project's environment active, on a 2-core CPU:
+#   bash benchmarks/run_paper_tables.sh [ml-100k|toys|ml-1m|yelp|generalisation|all]  (default: all)
+#
+# Every grid cell is cached under benchmarks/results/<dataset>/cells/, so an interrupted run resumes where
+# it stopped; run the same command again. Checkpoints go to runs/bench/ (git-ignored). Data: the real
+# copies in ../shared/data beside the checkout (DATA=... to point elsewhere); ml-100k is embedded.
+#
+# Reduced to fit a 2-core CPU (stated in each table's header): 3 seeds, 64-d embeddings, fewer epochs
+# than the paper (EPOCHS_* below), validation every EVAL_STEP epochs, early stopping after 3 checks.
+# Store-based samplers (hnlm, prompt) are built by recbole_hnlm.pipeline with the embedded models, once
+# per seed (each seed has its own split); hnlm runs without LLM profiles (hnlm_use_profiles=false: queries
+# from item text and history titles), which keeps the LLM out of its pipeline. The LLM-profile samplers
+# (prompt, rlmrec-con: SmolLM2 writes a profile per user and item, ~1 request/s here) are opt-in with
+# WITH_PROFILES=1.
+set -euo pipefail
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+DATA="${DATA:-../shared/data}"
+OUT="${OUT:-benchmarks/results}"
+SEEDS="${SEEDS:-3}"
+MODELS="${MODELS:-LightGCN,MF}"
+EVAL_STEP="${EVAL_STEP:-5}"
+EPOCHS_ML100K="${EPOCHS_ML100K:-100}"
+EPOCHS_TOYS="${EPOCHS_TOYS:-40}"
+EPOCHS_ML1M="${EPOCHS_ML1M:-20}"
+EPOCHS_YELP="${EPOCHS_YELP:-40}"
+BASELINES="rns,dns,dnsmn,mixgcf,dens,ahns"
+LLM_SAMPLERS=""
+if [[ "${WITH_PROFILES:-0}" == "1" ]]; then
+  LLM_SAMPLERS=",prompt,rlmrec-con"
+fi
+COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
+  --embedding_size=64 --eval_step="$EVAL_STEP" --stopping_step=3 --show_progress=False --state=WARNING
+  --hnlm_use_profiles=false)
+
+bench() {
+  echo "=== recbole-hnlm bench $* ($(date -u +%H:%M:%S) UTC)"
+  local start=$SECONDS
+  recbole-hnlm bench "${COMMON[@]}" "$@"
+  echo "=== done in $((SECONDS - start)) s"
+}
+
+ml100k() {  # embedded; text: movie_title, release_year, class
+  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$BASELINES,hnlm$LLM_SAMPLERS"
+}
+
+toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only
+  bench --dataset toys --data_path "$DATA" --epochs "$EPOCHS_TOYS" \
+    --samplers "$BASELINES,hnlm$LLM_SAMPLERS" --text_fields="['keywords']"
+}
+
+ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
+  bench --dataset ml-1m --data_path "$DATA" --epochs "$EPOCHS_ML1M" --samplers "$BASELINES,hnlm$LLM_SAMPLERS"
+}
+
+yelp() {  # RLMRec's Yelp split, IDs only: no text, so no LLM stage and no semantic sampler can run.
+  # Labelled in the table as what it is: the ID-only baselines (HNLMRec needs item text for its queries).
+  bench --dataset yelp --data_path "$DATA" --epochs "$EPOCHS_YELP" --samplers "$BASELINES"
+}
+
+generalisation() {  # embedder fine-tuned on toys, used on ml-1m and ml-100k (after toys/ml-1m ran)
+  # Tables go to <out>/<dataset>-from-toys/; the rns and hnlm cells are the main grid's (cached).
+  bench --dataset ml-1m --data_path "$DATA" --epochs "$EPOCHS_ML1M" --samplers "rns,hnlm,hnlm@toys" \
+    --name ml-1m-from-toys
+  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "rns,hnlm,hnlm@toys" --name ml-100k-from-toys
+}
+
+case "${1:-all}" in
+  ml-100k) ml100k ;;
+  toys) toys ;;
+  ml-1m) ml1m ;;
+  yelp) yelp ;;
+  generalisation) generalisation ;;
+  all) ml100k; toys; ml1m; yelp; generalisation ;;
+  *) echo "usage: $0 [ml-100k|toys|ml-1m|yelp|generalisation|all]" >&2; exit 2 ;;
+esac
