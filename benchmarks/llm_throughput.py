@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--max_tokens", type=int, default=160)
     parser.add_argument("--transformers", type=int, default=0, help="also run N prompts through transformers")
+    parser.add_argument("--embed_texts", type=int, default=200, help="texts for the embedding comparison")
     args = parser.parse_args()
 
     info = machine()
@@ -95,6 +96,9 @@ def main() -> None:
     concurrent = run_profiles(backend, prompts, params, workers=args.slots)
     backend.close()
     summaries = [s for s in concurrent.pop("summaries") if s]
+    # the generated profiles, topped up with real item descriptions to --embed_texts texts
+    extra = [", ".join(texts[t].values()) for t in sorted(texts, key=int)[: args.embed_texts]]
+    summaries = (summaries + extra)[: args.embed_texts]
     sequential.pop("summaries")
     result = {
         "machine": info,
