@@ -220,12 +220,18 @@ def _string(max_length: int | None = None) -> dict[str, Any]:
     return {"type": "string", **({"maxLength": max_length} if max_length else {})}
 
 
-PROFILE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"summarization": _string(800), "reasoning": _string(1200)},
-    "required": ["summarization", "reasoning"],
-    "additionalProperties": False,
-}
+def profile_schema(summary_chars: int = 800, reasoning_chars: int = 1200) -> dict[str, Any]:
+    """Profile JSON schema. Backends that decode under the schema (llama.cpp, vLLM) keep the strings within
+    ``maxLength``, so short limits give short, complete answers instead of answers cut at ``max_tokens``."""
+    return {
+        "type": "object",
+        "properties": {"summarization": _string(summary_chars), "reasoning": _string(reasoning_chars)},
+        "required": ["summarization", "reasoning"],
+        "additionalProperties": False,
+    }
+
+
+PROFILE_SCHEMA: dict[str, Any] = profile_schema()
 
 NEGATIVE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -275,7 +281,12 @@ def _negative_check(value: dict[str, Any]) -> list[str]:
     return errors
 
 
-PROFILE_TASK = StructuredTask("profile", PROFILE_SCHEMA, _nonempty(("summarization",)), _profile_fallback)
+def profile_task(summary_chars: int = 800, reasoning_chars: int = 1200) -> StructuredTask:
+    schema = profile_schema(summary_chars, reasoning_chars)
+    return StructuredTask("profile", schema, _nonempty(("summarization",)), _profile_fallback)
+
+
+PROFILE_TASK = profile_task()
 NEGATIVE_TASK = StructuredTask("hard_negative", NEGATIVE_SCHEMA, _negative_check, None)
 
 

@@ -33,6 +33,8 @@ class LLMSettings:
     llm_temperature: float = 0.0
     llm_seed: int = 0
     llm_max_repairs: int = 2
+    profile_summary_chars: int = 800
+    profile_reasoning_chars: int = 1200
     prompt_max_tokens: int = 1500
     item_noun: str = "item"
     embedder: str = DEFAULT_EMBEDDER
@@ -156,7 +158,8 @@ def load_training_view(args: argparse.Namespace) -> TrainingView:
     from recbole_hnlm.data.splits import interaction_tokens, load_split
     from recbole_hnlm.data.text import dataset_dir, load_item_text, load_reviews
 
-    config_dict: dict[str, Any] = {}
+    # `--key=value` overrides on the stage's command line are config entries, as for training.
+    config_dict: dict[str, Any] = dict(getattr(args, "overrides", None) or {})
     if args.data_path:
         config_dict["data_path"] = args.data_path
     config = make_config(args.model, args.dataset, args.config_files, config_dict)

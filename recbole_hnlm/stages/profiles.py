@@ -26,7 +26,7 @@ from recbole_hnlm.io import atomic_directory, atomic_write_json, config_fingerpr
 from recbole_hnlm.llm.backends import ChatBackend
 from recbole_hnlm.llm.cache import RequestCache
 from recbole_hnlm.llm.embedders import Embedder
-from recbole_hnlm.llm.parsing import PROFILE_TASK, Outcome
+from recbole_hnlm.llm.parsing import Outcome, StructuredTask, profile_task
 from recbole_hnlm.llm.prompts import HistoryEntry, ItemRecord, item_profile_messages, user_profile_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_requests
@@ -45,6 +45,10 @@ def profile_record(token: str, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def _task(settings: LLMSettings) -> StructuredTask:
+    return profile_task(settings.profile_summary_chars, settings.profile_reasoning_chars)
+
+
 def item_profiles(
     items: Mapping[str, ItemRecord],
     backend: ChatBackend,
@@ -54,7 +58,7 @@ def item_profiles(
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], StageReport]:
     requests = [
-        LLMRequest(token, item_profile_messages(item, settings.budget, settings.item_noun), PROFILE_TASK)
+        LLMRequest(token, item_profile_messages(item, settings.budget, settings.item_noun), _task(settings))
         for token, item in items.items()
     ]
     report = StageReport("item profiles")
@@ -99,7 +103,7 @@ def user_profiles(
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], StageReport]:
     requests = [
-        LLMRequest(user, user_profile_messages(history, settings.budget, settings.item_noun), PROFILE_TASK)
+        LLMRequest(user, user_profile_messages(history, settings.budget, settings.item_noun), _task(settings))
         for user, history in histories.items()
     ]
     report = StageReport("user profiles")
