@@ -30,7 +30,9 @@ def machine() -> dict:
     }
 
 
-def interleaved_epochs(runners: dict[str, Callable[[], object]], epochs: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved_epochs(
+    runners: dict[str, Callable[[], object]], epochs: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Time one epoch of each runner in turn, ``warmup + epochs`` rounds; warm-up rounds are dropped.
 
     Interleaving spreads any background load on a shared machine evenly over the contenders.

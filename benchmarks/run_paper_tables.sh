@@ -10,8 +10,9 @@
 #
 # Reduced to fit a 2-core CPU (stated in each table's header): 3 seeds, 64-d embeddings, fewer epochs
 # than the paper (EPOCHS_* below), validation every EVAL_STEP epochs, early stopping after 3 checks.
-# Store-based samplers (hnlm, prompt) are built by recbole_hnlm.pipeline with the embedded models, once
-# per seed (each seed has its own split); hnlm runs without LLM profiles (hnlm_use_profiles=false: queries
+# The split is fixed (split_seed=2020) and the seeds vary training, so cells are paired by seed and a
+# store-based sampler's store (hnlm, prompt; built by recbole_hnlm.pipeline with the embedded models) is
+# built once per dataset; hnlm runs without LLM profiles (hnlm_use_profiles=false: queries
 # from item text and history titles), which keeps the LLM out of its pipeline. The LLM-profile samplers
 # (prompt, rlmrec-con: SmolLM2 writes a profile per user and item, ~1 request/s here) are opt-in with
 # WITH_PROFILES=1.
@@ -34,7 +35,7 @@ if [[ "${WITH_PROFILES:-0}" == "1" ]]; then
 fi
 COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
   --embedding_size=64 --eval_step="$EVAL_STEP" --stopping_step=3 --show_progress=False --state=WARNING
-  --hnlm_use_profiles=false)
+  --hnlm_use_profiles=false --split_seed=2020)
 
 bench() {
   echo "=== recbole-hnlm bench $* ($(date -u +%H:%M:%S) UTC)"

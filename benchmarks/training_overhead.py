@@ -16,17 +16,17 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from recbole.data import create_dataset, data_preparation  # noqa: E402
-from recbole.utils import get_model, get_trainer, init_seed  # noqa: E402
+import numpy as np
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_seed
 
-import recbole_hnlm  # noqa: E402,F401
-from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results  # noqa: E402
-from recbole_hnlm.config import make_config  # noqa: E402
-from recbole_hnlm.data.fingerprint import dataset_fingerprint  # noqa: E402
-from recbole_hnlm.data.splits import interaction_tokens, load_split  # noqa: E402
-from recbole_hnlm.negatives.store import write_store  # noqa: E402
+import recbole_hnlm  # noqa: F401
+from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results
+from recbole_hnlm.config import make_config
+from recbole_hnlm.data.fingerprint import dataset_fingerprint
+from recbole_hnlm.data.splits import interaction_tokens, load_split
+from recbole_hnlm.negatives.store import write_store
 
 PROTOCOL = {
     "embedding_size": 64,
@@ -68,21 +68,33 @@ def main() -> None:
     users, items = interaction_tokens(split.train)
     vectors = np.random.default_rng(0).normal(size=(len(users), args.dim)).astype(np.float32)
     store = work / "store"
-    write_store(store, users, items, vectors, producer="benchmark", dataset=args.dataset,
-                dataset_fingerprint=dataset_fingerprint(split.dataset))
+    write_store(
+        store,
+        users,
+        items,
+        vectors,
+        producer="benchmark",
+        dataset=args.dataset,
+        dataset_fingerprint=dataset_fingerprint(split.dataset),
+    )
 
     runners = {
         "RecBole LightGCN": build("LightGCN", args.dataset, base),
         "HNLM-LightGCN + store": build(
-            "HNLMLightGCN", args.dataset, {**base, "semantic_negatives": str(store), "semantic_alpha": 0.1,
-                                           "semantic_cl_weight": 0.01},
+            "HNLMLightGCN",
+            args.dataset,
+            {**base, "semantic_negatives": str(store), "semantic_alpha": 0.1, "semantic_cl_weight": 0.01},
         ),
     }
     times = interleaved_epochs(runners, args.epochs)
     base_mean = statistics.mean(times["RecBole LightGCN"])
     rows = {
-        name: {"mean_s": statistics.mean(t), "stdev_s": statistics.pstdev(t), "epochs_s": t,
-               "ratio_vs_recbole": statistics.mean(t) / base_mean}
+        name: {
+            "mean_s": statistics.mean(t),
+            "stdev_s": statistics.pstdev(t),
+            "epochs_s": t,
+            "ratio_vs_recbole": statistics.mean(t) / base_mean,
+        }
         for name, t in times.items()
     }
     payload = {
@@ -99,15 +111,18 @@ def main() -> None:
     lines = [
         "# Training overhead of semantic negatives",
         "",
-        f"{args.dataset}: {len(users)} training interactions, batch 4096, 64-d, 2 layers, store dim {args.dim}, "
-        f"{args.epochs} timed epochs each (interleaved, after 1 warm-up), 1 thread.",
+        f"{args.dataset}: {len(users)} training interactions, batch 4096, 64-d, 2 layers, "
+        f"store dim {args.dim}, {args.epochs} timed epochs each (interleaved, after 1 warm-up), 1 thread.",
         "",
         "| model | s/epoch (mean ± sd) | ratio vs RecBole LightGCN |",
         "|---|---|---|",
-        *[f"| {n} | {r['mean_s']:.2f} ± {r['stdev_s']:.2f} | {r['ratio_vs_recbole']:.2f}× |" for n, r in rows.items()],
+        *[
+            f"| {n} | {r['mean_s']:.2f} ± {r['stdev_s']:.2f} | {r['ratio_vs_recbole']:.2f}× |"
+            for n, r in rows.items()
+        ],
         "",
-        f"Target: ≤ 1.15×. Machine: {payload['machine']['platform']}, {payload['machine']['cpu_count']} CPUs, "
-        f"torch {payload['machine']['torch']}, load average at start {payload['machine']['load_average']}.",
+        f"Target: ≤ 1.15×. Machine: {payload['machine']['platform']}, "
+        f"{payload['machine']['cpu_count']} CPUs, torch {payload['machine']['torch']}, load average at start {payload['machine']['load_average']}.",
         f"Command: `{payload['command']}`",
         "",
     ]

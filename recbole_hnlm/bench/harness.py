@@ -211,9 +211,12 @@ class StoreResolver:
             return self.settings.negatives[arm.label].replace("{seed}", str(seed))
         if arm.is_baseline:
             return None
-        if (arm.label, seed) not in self.cache:
-            self.cache[(arm.label, seed)] = str(self._build(arm, model, seed))
-        return self.cache[(arm.label, seed)]
+        # A store depends on the split only: with a fixed `split_seed` one store serves every seed.
+        split = self.settings.overrides.get("split_seed")
+        store_seed = int(split) if split not in (None, "None", "~") else seed
+        if (arm.label, store_seed) not in self.cache:
+            self.cache[(arm.label, store_seed)] = str(self._build(arm, model, store_seed))
+        return self.cache[(arm.label, store_seed)]
 
     def _build(self, arm: Arm, model: str, seed: int) -> Path:
         try:

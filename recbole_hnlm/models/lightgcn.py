@@ -33,15 +33,9 @@ class LightGCNHooks(SemanticNegativeMixin):
     def propagate(self) -> Propagation:
         layers = self.pooled_layers()
         final = torch.mean(torch.stack(layers, dim=1), dim=1)
-        user, item = torch.split(final, [self.n_users, self.n_items])
-        split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
-        return Propagation(
-            user=user,
-            item=item,
-            user_layers=[u for u, _ in split],
-            item_layers=[i for _, i in split],
-            pool="mean",
-            item_ego=self.item_embedding.weight,  # SimGCL's pooled layers leave out layer 0
+        # item_ego: SimGCL's pooled layers leave out layer 0
+        return Propagation.from_layers(
+            final, layers, self.n_users, "mean", item_ego=self.item_embedding.weight
         )
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:

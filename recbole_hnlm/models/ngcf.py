@@ -33,15 +33,7 @@ class HNLMNGCF(SemanticNegativeMixin, NGCF):
             all_embeddings = self.emb_dropout(all_embeddings)
             all_embeddings = F.normalize(all_embeddings, p=2, dim=1)
             layers.append(all_embeddings)
-        user, item = torch.split(torch.cat(layers, dim=1), [self.n_users, self.n_items])
-        split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
-        return Propagation(
-            user=user,
-            item=item,
-            user_layers=[u for u, _ in split],
-            item_layers=[i for _, i in split],
-            pool="concat",
-        )
+        return Propagation.from_layers(torch.cat(layers, dim=1), layers, self.n_users, "concat")
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
         return self.mf_loss(pos_score, neg_score)

@@ -28,18 +28,10 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
             ego = torch.sparse.mm(self.train_graph, ego)
             layers.append(ego)
         final = torch.mean(torch.stack(layers, dim=1), dim=1, keepdim=False)
-        user, item = torch.split(final, [self.n_users, self.n_items], dim=0)
         # The two augmented views are propagated here, right after the main graph as SGL does, so the
         # backward pass accumulates gradients in SGL's order (bit-identical training at α = λ = 0).
         self._views = (self.forward(self.sub_graph1), self.forward(self.sub_graph2))
-        split = [torch.split(layer, [self.n_users, self.n_items]) for layer in layers]
-        return Propagation(
-            user=user,
-            item=item,
-            user_layers=[u for u, _ in split],
-            item_layers=[i for _, i in split],
-            pool="mean",
-        )
+        return Propagation.from_layers(final, layers, self.n_users, "mean")
 
     def bpr_loss(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
         # SGL sums (not averages) the BPR terms over the batch.

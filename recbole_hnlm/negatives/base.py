@@ -33,6 +33,21 @@ class Propagation:
     pool: str = "mean"
     item_ego: torch.Tensor | None = None
 
+    @classmethod
+    def from_layers(
+        cls, final: torch.Tensor, layers: list[torch.Tensor], n_users: int, pool: str, **extra: torch.Tensor
+    ) -> Propagation:
+        """Split the stacked users+items ``final`` and per-layer embeddings at ``n_users``."""
+        user, item = final[:n_users], final[n_users:]
+        return cls(
+            user=user,
+            item=item,
+            user_layers=[layer[:n_users] for layer in layers],
+            item_layers=[layer[n_users:] for layer in layers],
+            pool=pool,
+            **extra,
+        )
+
     def layers(self, kind: str) -> list[torch.Tensor]:
         layers = self.user_layers if kind == "user" else self.item_layers
         return layers if layers else [self.user if kind == "user" else self.item]
