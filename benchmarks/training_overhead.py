@@ -122,7 +122,8 @@ def main() -> None:
         ],
         "",
         f"Target: ≤ 1.15×. Machine: {payload['machine']['platform']}, "
-        f"{payload['machine']['cpu_count']} CPUs, torch {payload['machine']['torch']}, load average at start {payload['machine']['load_average']}.",
+        f"{payload['machine']['cpu_count']} CPUs, torch {payload['machine']['torch']}, "
+        f"load average at start {payload['machine']['load_average']}.",
         f"Command: `{payload['command']}`",
         "",
     ]
