@@ -45,7 +45,9 @@ bench() {
 }
 
 ml100k() {  # embedded; text: movie_title, release_year, class
-  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$BASELINES,hnlm$LLM_SAMPLERS"
+  # HNLM_STORE_ML100K: reuse a store built by the default pipeline (same split) instead of rebuilding it
+  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$BASELINES,hnlm$LLM_SAMPLERS" \
+    ${HNLM_STORE_ML100K:+--negatives "hnlm=$HNLM_STORE_ML100K"}
 }
 
 toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only

@@ -31,11 +31,36 @@ FAST = {
 }
 
 
-def shared_data(name: str) -> Path:
+def shared_dataset(name: str) -> Path:
     path = SHARED_DATA / name
     if not path.exists():
         pytest.skip(f"real dataset {name} not available at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def llama_backend():
+    """A real llama.cpp server (xllamacpp) serving the embedded SmolLM2 GGUF on 127.0.0.1."""
+    pytest.importorskip("xllamacpp")
+    from recbole_hnlm.llm.backends import LlamaCppChat
+
+    backend = LlamaCppChat(max_concurrency=2, n_ctx_per_slot=2048, n_threads=2)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from recbole_hnlm.llm.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
 
 
 @pytest.fixture(autouse=False)
@@ -51,7 +76,7 @@ def toys_slice(tmp_path_factory) -> dict:
 
     Returns ``{"dataset": name, "config": config entries that load it}``.
     """
-    source = shared_data("toys") / "toys.inter"
+    source = shared_dataset("toys") / "toys.inter"
     inter = pd.read_csv(source, sep="\t", dtype=str)
     users = inter["user_id:token"].drop_duplicates().iloc[:300]
     part = inter[inter["user_id:token"].isin(users)]

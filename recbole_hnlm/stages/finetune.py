@@ -51,8 +51,8 @@ class FinetuneSettings:
     hnlm_lora_r: int = 8
     hnlm_lora_alpha: int = 16
     hnlm_lora_dropout: float = 0.05
-    hnlm_query_max_len: int = 96
-    hnlm_passage_max_len: int = 64
+    hnlm_query_max_len: int = 64
+    hnlm_passage_max_len: int = 32
     seed: int = 2020
 
     @classmethod

@@ -70,8 +70,8 @@ class SupervisionSettings:
     hnlm_ahns_p: float = 0.0
     hnlm_use_profiles: bool = True
     hnlm_query_cf_dims: int = 0
-    hnlm_query_user_words: int = 48
-    hnlm_item_profile_words: int = 24
+    hnlm_query_user_words: int = 24
+    hnlm_item_profile_words: int = 16
     seed: int = 2020
 
     @classmethod

@@ -19,7 +19,7 @@ from recbole_hnlm.models.rlmrec import (
     load_profiles,
 )
 from recbole_hnlm.quick_start import run_hnlm
-from tests.conftest import FAST, shared_data
+from tests.conftest import FAST, shared_dataset
 
 BACKBONES = ["MF", "LightGCN", "NGCF", "SGL", "SimGCL"]
 QUICK = {**FAST, "train_batch_size": 2048}
@@ -47,7 +47,7 @@ def slice_profiles(toys_slice, tmp_path_factory):
     inter = pd.read_csv(
         next(p for p in _slice_files(toys_slice) if p.suffix == ".inter"), sep="\t", dtype=str
     )
-    keywords = pd.read_csv(shared_data("toys") / "toys.item", sep="\t", dtype=str)
+    keywords = pd.read_csv(shared_dataset("toys") / "toys.item", sep="\t", dtype=str)
     words = dict(zip(keywords["item_id:token"], keywords["keywords:token_seq"].fillna("")))
     items = sorted(inter["item_id:token"].unique())
     item_vectors = keyword_vectors([f"{words.get(i, '')} {i}" for i in items])

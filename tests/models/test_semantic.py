@@ -51,3 +51,20 @@ def test_adapter_shape_activation_and_dimension_error():
         adapter(torch.randn(2, 7))
     with pytest.raises(ValueError, match="adapter_final_activation"):
         SemanticAdapter(6, 4, [], final_activation="swishy")
+
+
+def test_match_norm_keeps_direction_and_takes_reference_norm():
+    from recbole_hnlm.models.semantic import match_norm
+
+    out = match_norm(torch.tensor([[3.0, 4.0], [0.0, 2.0]]), torch.tensor([[0.0, 10.0], [1.0, 0.0]]))
+    assert torch.allclose(out, torch.tensor([[6.0, 8.0], [0.0, 1.0]]))
+
+
+def test_reverse_gradient_negates_only_the_gradient():
+    from recbole_hnlm.models.semantic import reverse_gradient
+
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    y = reverse_gradient(x)
+    assert y.tolist() == [1.0, -2.0]
+    (y * torch.tensor([3.0, 5.0])).sum().backward()
+    assert x.grad.tolist() == [-3.0, -5.0]
