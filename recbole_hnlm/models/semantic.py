@@ -163,7 +163,8 @@ class SemanticNegativeMixin:
         self.adapter_training = config["adapter_training"] or "adversarial"
         if self.adapter_training not in ADAPTER_TRAINING:
             raise ValueError(
-                f"config key 'adapter_training' must be one of {ADAPTER_TRAINING}, got {self.adapter_training!r}"
+                f"config key 'adapter_training' must be one of {ADAPTER_TRAINING}, "
+                f"got {self.adapter_training!r}"
             )
         self.rank_loss = config["semantic_loss"]
         if self.rank_loss not in RANK_LOSSES:
