@@ -11,11 +11,10 @@ IDs never hold whitespace or quotes (lines with such IDs are skipped as ``bad_va
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+from recbole_hnlm.io import atomic_open
 
 
 def fmt_number(value: float) -> str:
@@ -36,28 +35,9 @@ def header(columns: list[tuple[str, str]]) -> list[str]:
     return [f"{name}:{ftype}" for name, ftype in columns]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_text_file(path: Path) -> Iterator[TextIO]:
+def atomic_text_file(path: Path) -> contextlib.AbstractContextManager[TextIO]:
     """Stream text into a temp file beside ``path``; rename it over ``path`` only if the body succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    return atomic_open(path, "w", encoding="utf-8", newline="\n")
 
 
 def write_text_file(path: Path, text: str) -> None:
