@@ -222,3 +222,24 @@ def objective_function(
         k: result[k]
         for k in ("model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result")
     }
+
+
+def load_data_and_model(model_file: str) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """RecBole's ``load_data_and_model``, with the split rebuilt from ``split_seed`` (RecBole uses ``seed``).
+
+    Returns ``(config, model, dataset, train_data, valid_data, test_data)`` like RecBole's.
+    """
+    import torch
+
+    install()
+    checkpoint = torch.load(model_file)
+    config = checkpoint["config"]
+    init_seed(split_seed(config), config["reproducibility"])
+    init_logger(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data

@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from recbole_hnlm.cli import main
+from recbole_hnlm.config import make_config
+from recbole_hnlm.data.splits import interaction_tokens, load_split
 from recbole_hnlm.negatives.dataloader import MissingNegativesError
 from recbole_hnlm.quick_start import run_hnlm, sampler_overrides
 from tests.conftest import FAST, REPO, build_store_for
@@ -83,3 +85,15 @@ def test_split_seed_fixes_the_split_across_training_seeds(in_tmp):
 
     assert train_pairs(seed=1, split_seed=5) == train_pairs(seed=2, split_seed=5)
     assert train_pairs(seed=1) != train_pairs(seed=2)
+
+
+def test_plugin_load_data_and_model_rebuilds_the_fixed_split(in_tmp):
+    from recbole_hnlm.quick_start import load_data_and_model
+
+    record = run_hnlm("LightGCN", "ml-100k", "rns", config_dict={**FAST, "seed": 3, "split_seed": 11})
+    config, model, _, train_data, _, _ = load_data_and_model(record["checkpoint"])
+    assert config["seed"] == 3 and type(model).__name__ == "HNLMLightGCN"
+    expected = make_config("HNLMLightGCN", "ml-100k", config_dict={**FAST, "seed": 9, "split_seed": 11})
+    assert set(zip(*interaction_tokens(train_data._dataset))) == set(
+        zip(*interaction_tokens(load_split(expected).train))
+    )

@@ -269,12 +269,9 @@ def false_negative_share(
 
 
 def load_checkpoint(path: str) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """RecBole's ``load_data_and_model`` with the plugin's models registered first."""
-    from recbole.quick_start import load_data_and_model
+    """The plugin's ``load_data_and_model`` (the split rebuilt with ``split_seed``)."""
+    from recbole_hnlm.quick_start import load_data_and_model
 
-    from recbole_hnlm.registry import install
-
-    install()
     return load_data_and_model(str(path))
 
 
