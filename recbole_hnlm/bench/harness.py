@@ -199,6 +199,13 @@ def read_cell(path: Path, key: str | None = None) -> dict[str, Any] | None:
     return cell
 
 
+def split_note(settings: BenchSettings) -> str:
+    split = settings.overrides.get("split_seed")
+    if split in (None, "None", "~"):
+        return "each seed: its own random split and initialisation"
+    return f"one split (split_seed {split}); each seed: its own initialisation and sampling"
+
+
 class StoreResolver:
     """Stores of the store-based samplers: from ``--negatives``, else built by the pipeline (per seed)."""
 
@@ -383,8 +390,8 @@ def table_markdown(summary: dict[str, Any], settings: BenchSettings, metrics: Se
     lines = [
         f"# {settings.dataset}: test metrics, mean ± std over {settings.seeds} seed(s)",
         "",
-        f"Seeds {settings.base_seed}..{settings.base_seed + settings.seeds - 1} (each seed: its own random "
-        "split and initialisation, shared by every sampler). Gain: relative to the mean of "
+        f"Seeds {settings.base_seed}..{settings.base_seed + settings.seeds - 1} ({split_note(settings)}, "
+        "shared by every sampler). Gain: relative to the mean of "
         f"`{base}`. p: two-sided paired {test_name} "
         "over seeds against the best baseline of that model and metric (* p < 0.05; `(best)` marks that "
         "baseline). Epochs: "
