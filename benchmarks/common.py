@@ -10,11 +10,40 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_seed
 
+from recbole_hnlm.config import make_config
 from recbole_hnlm.io import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# The speed protocol of measured.md: LightGCN 64-d, 2 layers, batch 4096, one thread.
+PROTOCOL = {
+    "embedding_size": 64,
+    "n_layers": 2,
+    "train_batch_size": 4096,
+    "learning_rate": 0.002,
+    "reg_weight": 1e-4,
+    "show_progress": False,
+    "state": "ERROR",
+    "seed": 2020,
+}
+
+
+def epoch_runner(model: str, dataset: str, config_dict: dict) -> Callable[[], object]:
+    """Build ``model`` on ``dataset`` as RecBole's quick start does; return a function running one epoch."""
+    config = make_config(model, dataset, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"], config["reproducibility"])
+    net = get_model(model)(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
+    if config["train_neg_sample_args"].get("dynamic", False):
+        train_data.get_model(net)  # what Trainer.fit does for RecBole's dynamic sampling
+    net.train()
+    return lambda: trainer._train_epoch(train_data, 0)
 
 
 def machine() -> dict:

@@ -18,23 +18,10 @@ import tempfile
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_seed
 
 import recbole_hnlm  # noqa: F401
-from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results
-from recbole_hnlm.config import make_config
+from benchmarks.common import PROTOCOL, SHARED_DATA, epoch_runner, interleaved_epochs, machine, write_results
 
-PROTOCOL = {
-    "embedding_size": 64,
-    "n_layers": 2,
-    "train_batch_size": 4096,
-    "learning_rate": 0.002,
-    "reg_weight": 1e-4,
-    "show_progress": False,
-    "state": "ERROR",
-    "seed": 2020,
-}
 HARD = ["dns", "dnsmn", "ahns", "mixgcf", "dens"]
 TARGETS = {"rns": None, "dns": 1.3, "dnsmn": 1.3, "ahns": 1.3, "mixgcf": 1.6, "dens": 1.6}
 OWN_DEFAULT_M = {"dens": 6, "ahns": 32}  # the reference code's n_negs, our yaml defaults
@@ -48,19 +35,6 @@ LABELS = {
     "mixgcf": "HNLM-LightGCN, MixGCF",
     "dens": "HNLM-LightGCN, DENS",
 }
-
-
-def build(model: str, dataset: str, config_dict: dict):
-    config = make_config(model, dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(model)(config, train_data._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
-    if config["train_neg_sample_args"].get("dynamic", False):
-        train_data.get_model(net)  # what Trainer.fit does for RecBole's dynamic sampling
-    net.train()
-    return lambda: trainer._train_epoch(train_data, 0)
 
 
 def main() -> None:
@@ -77,8 +51,8 @@ def main() -> None:
     base = {**PROTOCOL, "data_path": args.data_path}
     m = args.candidates
     runners = {
-        "LightGCN": build("LightGCN", args.dataset, base),
-        "LightGCN-dynamic": build(
+        "LightGCN": epoch_runner("LightGCN", args.dataset, base),
+        "LightGCN-dynamic": epoch_runner(
             "LightGCN",
             args.dataset,
             {
@@ -94,11 +68,11 @@ def main() -> None:
     }
     for sampler in ["rns", *HARD]:
         overrides = {"neg_sampler": sampler, "neg_candidates": m, f"{sampler}_candidates": m}
-        runners[sampler] = build("HNLMLightGCN", args.dataset, {**base, **overrides})
+        runners[sampler] = epoch_runner("HNLMLightGCN", args.dataset, {**base, **overrides})
     for sampler, own_m in OWN_DEFAULT_M.items():
         if own_m != m:  # also at the sampler's own default M (properties/overall.yaml)
             overrides = {"neg_sampler": sampler, f"{sampler}_candidates": own_m}
-            runners[f"{sampler}-M{own_m}"] = build("HNLMLightGCN", args.dataset, {**base, **overrides})
+            runners[f"{sampler}-M{own_m}"] = epoch_runner("HNLMLightGCN", args.dataset, {**base, **overrides})
     before = machine()
     times = interleaved_epochs(runners, epochs=args.epochs, warmup=1)
     baseline = statistics.mean(times["LightGCN"])

@@ -18,38 +18,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_seed
 
 import recbole_hnlm  # noqa: F401
-from benchmarks.common import SHARED_DATA, interleaved_epochs, machine, write_results
+from benchmarks.common import PROTOCOL, SHARED_DATA, epoch_runner, interleaved_epochs, machine, write_results
 from recbole_hnlm.config import make_config
 from recbole_hnlm.data.fingerprint import dataset_fingerprint
 from recbole_hnlm.data.splits import interaction_tokens, load_split
 from recbole_hnlm.negatives.store import write_store
-
-PROTOCOL = {
-    "embedding_size": 64,
-    "n_layers": 2,
-    "train_batch_size": 4096,
-    "learning_rate": 0.002,
-    "reg_weight": 1e-4,
-    "show_progress": False,
-    "state": "ERROR",
-    "seed": 2020,
-}
-
-
-def build(model: str, dataset: str, config_dict: dict):
-    config = make_config(model, dataset, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, _ = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    net = get_model(model)(config, train_data._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], model)(config, net)
-    if hasattr(trainer, "_train_epoch"):
-        net.train()
-    return lambda: trainer._train_epoch(train_data, 0)
 
 
 def main() -> None:
@@ -79,8 +54,8 @@ def main() -> None:
     )
 
     runners = {
-        "RecBole LightGCN": build("LightGCN", args.dataset, base),
-        "HNLM-LightGCN + store": build(
+        "RecBole LightGCN": epoch_runner("LightGCN", args.dataset, base),
+        "HNLM-LightGCN + store": epoch_runner(
             "HNLMLightGCN",
             args.dataset,
             {**base, "semantic_negatives": str(store), "semantic_alpha": 0.1, "semantic_cl_weight": 0.01},
