@@ -29,7 +29,7 @@ from recbole_hnlm.llm.embedders import Embedder
 from recbole_hnlm.llm.parsing import Outcome, StructuredTask, profile_task
 from recbole_hnlm.llm.prompts import HistoryEntry, ItemRecord, item_profile_messages, user_profile_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
-from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_requests
+from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 USABLE = ("ok", "repaired", "fallback")
 
@@ -57,20 +57,12 @@ def item_profiles(
     *,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], StageReport]:
+    task = _task(settings)
     requests = [
-        LLMRequest(token, item_profile_messages(item, settings.budget, settings.item_noun), _task(settings))
+        LLMRequest(token, item_profile_messages(item, settings.budget, settings.item_noun), task)
         for token, item in items.items()
     ]
-    report = StageReport("item profiles")
-    outcomes = run_requests(
-        requests,
-        backend,
-        cache,
-        params=settings.params,
-        max_repairs=settings.llm_max_repairs,
-        report=report,
-        progress=progress,
-    )
+    outcomes, report = run_stage("item profiles", requests, backend, cache, settings, progress=progress)
     return [profile_record(r.id, outcomes[r.id]) for r in requests], report
 
 
@@ -102,20 +94,12 @@ def user_profiles(
     *,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], StageReport]:
+    task = _task(settings)
     requests = [
-        LLMRequest(user, user_profile_messages(history, settings.budget, settings.item_noun), _task(settings))
+        LLMRequest(user, user_profile_messages(history, settings.budget, settings.item_noun), task)
         for user, history in histories.items()
     ]
-    report = StageReport("user profiles")
-    outcomes = run_requests(
-        requests,
-        backend,
-        cache,
-        params=settings.params,
-        max_repairs=settings.llm_max_repairs,
-        report=report,
-        progress=progress,
-    )
+    outcomes, report = run_stage("user profiles", requests, backend, cache, settings, progress=progress)
     return [profile_record(r.id, outcomes[r.id]) for r in requests], report
 
 

@@ -29,7 +29,7 @@ from recbole_hnlm.llm.parsing import NEGATIVE_TASK, is_none_answer, negatives_ta
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
 from recbole_hnlm.stages.profiles import USABLE, read_profiles
-from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_requests
+from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 MODES = ("interaction", "user")
 PRODUCER = "prompt_negatives"
@@ -95,16 +95,7 @@ def interaction_negatives(
                 settings.item_noun,
             )
             requests.append(LLMRequest(rid, messages, NEGATIVE_TASK))
-    report = StageReport("prompt negatives")
-    outcomes = run_requests(
-        requests,
-        backend,
-        cache,
-        params=settings.params,
-        max_repairs=settings.llm_max_repairs,
-        report=report,
-        progress=progress,
-    )
+    outcomes, report = run_stage("prompt negatives", requests, backend, cache, settings, progress=progress)
     rows: list[tuple[str, str, str]] = []
     for rid, outcome in outcomes.items():
         name = (outcome.value or {}).get("hard_negative_item")
@@ -139,15 +130,8 @@ def user_negatives(
             user_profiles[user], titles, k, settings.budget, settings.item_noun
         )
         requests.append(LLMRequest(user, messages, task))
-    report = StageReport("prompt negatives (per user)")
-    outcomes = run_requests(
-        requests,
-        backend,
-        cache,
-        params=settings.params,
-        max_repairs=settings.llm_max_repairs,
-        report=report,
-        progress=progress,
+    outcomes, report = run_stage(
+        "prompt negatives (per user)", requests, backend, cache, settings, progress=progress
     )
     rows: list[tuple[str, str, str]] = []
     for user, outcome in outcomes.items():

@@ -152,3 +152,26 @@ def run_requests(
         bar.close()
         report.seconds += time.perf_counter() - start
     return outcomes
+
+
+def run_stage(
+    name: str,
+    requests: Sequence[LLMRequest],
+    backend: ChatBackend,
+    cache: RequestCache,
+    settings: Any,
+    *,
+    progress: bool = True,
+) -> tuple[dict[str, Outcome], StageReport]:
+    """:func:`run_requests` with a stage's ``LLMSettings`` (generation params, repairs) and a fresh report."""
+    report = StageReport(name)
+    outcomes = run_requests(
+        requests,
+        backend,
+        cache,
+        params=settings.params,
+        max_repairs=settings.llm_max_repairs,
+        report=report,
+        progress=progress,
+    )
+    return outcomes, report
