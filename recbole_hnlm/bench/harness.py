@@ -17,6 +17,10 @@ sampler (``hnlm``, ``prompt``) takes its store from ``--negatives [label=]PATH``
 replaced by the cell's seed), or else from :mod:`recbole_hnlm.pipeline`, which builds what is missing. A
 label ``hnlm@SRC`` with no store uses the embedder fine-tuned on dataset SRC (pipeline key
 ``hnlm_embedder``): the generalisation setting, gathered in ``generalisation.md``.
+
+``--cached_only`` trains nothing: the tables summarise the finished cells (each row says over how many
+seeds) and list the cells that are missing; for a grid run in parts, or on several machines (each cell
+records the machine it ran on).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 STORE_SAMPLERS = ("hnlm", "prompt")
 CELL_VERSION = 1
+# Bumped when the analyses' definitions change, so cached ``*.analysis.json`` files are recomputed.
+# 2: checkpoints are reloaded on the training split (split_seed), not on a split drawn from the seed.
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class BenchSettings:
     fn_batches: int = 4
     plot_metric: str = "ndcg@20"
     name: str | None = None
+    cached_only: bool = False
 
     @property
     def folder(self) -> Path:
@@ -164,6 +172,7 @@ class BenchSettings:
             "baseline": self.baseline,
             "test": self.test,
             "name": self.name or self.dataset,
+            "cached_only": self.cached_only,
         }
 
 
@@ -253,6 +262,19 @@ class StoreResolver:
         return build(config)
 
 
+def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict[str, Any] | None:
+    """The cached cell if it was made with these settings (for a pipeline-built store: the one it names)."""
+    cached = read_cell(cell_path(settings, model, arm.label, k))
+    if cached is None:
+        return None
+    store = settings.negatives.get(arm.label)
+    if store is not None:
+        store = store.replace("{seed}", str(settings.base_seed + k))
+    elif not arm.is_baseline:
+        store = cached.get("negatives")
+    return cached if cached.get("key") == cell_key(settings, model, arm, settings.base_seed + k, store) else None
+
+
 def run_cell(
     settings: BenchSettings,
     model: str,
@@ -264,19 +286,12 @@ def run_cell(
     """The cached result of one cell, running it first when it is missing or stale."""
     seed = settings.base_seed + k
     path = cell_path(settings, model, arm.label, k)
-    cached = read_cell(path)
-    if arm.label in settings.negatives or arm.is_baseline:
-        store = stores(arm, model, seed)
-    elif cached is not None and cached.get("key") == cell_key(
-        settings, model, arm, seed, cached.get("negatives")
-    ):
-        store = cached.get("negatives")  # finished with a pipeline-built store: no need to rebuild it
-    else:
-        store = stores(arm, model, seed)
-    key = cell_key(settings, model, arm, seed, store)
-    if cached is not None and cached.get("key") == key:
+    cached = finished_cell(settings, model, arm, k)
+    if cached is not None:
         print(f"[bench] cached {path.name}", flush=True)
         return cached
+    store = stores(arm, model, seed)
+    key = cell_key(settings, model, arm, seed, store)
     if runner is None:
         from recbole_hnlm.quick_start import run_hnlm as runner
     print(f"[bench] running {model} / {arm.label} ({arm.sampler}) / seed {seed} ...", flush=True)
@@ -308,6 +323,7 @@ def run_cell(
         "missing_semantic_pairs": int(record.get("missing_semantic_pairs") or 0),
         "checkpoint": record.get("checkpoint"),
         "run_dir": record.get("run_dir"),
+        "machine": machine_info(),
     }
     atomic_write_json(path, cell)
     return cell
@@ -384,7 +400,13 @@ def _p(test: dict[str, Any] | None) -> str:
     return f"{p:.3f}{mark}"
 
 
-def table_markdown(summary: dict[str, Any], settings: BenchSettings, metrics: Sequence[str] = METRICS) -> str:
+def table_markdown(
+    summary: dict[str, Any],
+    settings: BenchSettings,
+    metrics: Sequence[str] = METRICS,
+    missing: Sequence[str] = (),
+    machines: dict[str, int] | None = None,
+) -> str:
     base = settings.baseline
     test_name = "t-test" if settings.test == "ttest" else "Wilcoxon signed-rank test"
     lines = [
@@ -396,13 +418,20 @@ def table_markdown(summary: dict[str, Any], settings: BenchSettings, metrics: Se
         "over seeds against the best baseline of that model and metric (* p < 0.05; `(best)` marks that "
         "baseline). Epochs: "
         + (str(settings.epochs) if settings.epochs is not None else "config default")
-        + ".",
+        + ". n: the seeds a row averages.",
         "",
     ]
+    if machines:
+        lines += ["Cells ran on: " + "; ".join(f"{name} ({n} cells)" for name, n in machines.items()) + ".", ""]
+    if missing:
+        lines += [f"Not run ({len(missing)} cells, left out of the means): " + ", ".join(missing) + ".", ""]
     for model, rows in summary.items():
         lines += [f"## {model}", ""]
         header = (
-            ["sampler"] + [m for m in metrics] + [f"gain {m}" for m in metrics] + [f"p {m}" for m in metrics]
+            ["sampler", "n"]
+            + [m for m in metrics]
+            + [f"gain {m}" for m in metrics]
+            + [f"p {m}" for m in metrics]
         )
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
@@ -414,7 +443,8 @@ def table_markdown(summary: dict[str, Any], settings: BenchSettings, metrics: Se
             name = label if label == row["sampler"] else f"{label} ({row['sampler']})"
             if row["missing_semantic_pairs"]:
                 name += f" [{row['missing_semantic_pairs']} pairs w/o store]"
-            lines.append("| " + " | ".join([name, *cells, *gains, *ps]) + " |")
+            n = str(len(ms[metrics[0]]["values"]))
+            lines.append("| " + " | ".join([name, n, *cells, *gains, *ps]) + " |")
         best = {m: next(iter(rows.values()))["metrics"][m]["best_baseline"] for m in metrics} if rows else {}
         lines += ["", "Best baseline: " + ", ".join(f"{m} `{b}`" for m, b in best.items()), ""]
     return "\n".join(lines) + "\n"
@@ -466,21 +496,22 @@ def analyse_cells(settings: BenchSettings, cells: Sequence[dict[str, Any]]) -> d
     per: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for cell in cells:
         path = cell_path(settings, cell["model"], cell["label"], cell["k"]).with_suffix(".analysis.json")
-        cached = read_cell(path)
-        if cached is None or cached.get("key") != cell["key"]:
+        key = fingerprint([cell["key"], ANALYSIS_VERSION, settings.fn_batches])
+        cached = read_cell(path, key)
+        if cached is None:
             if not cell.get("checkpoint") or not Path(cell["checkpoint"]).is_file():
                 print(f"[bench] no checkpoint for {path.name}; skipped in the analyses", flush=True)
                 continue
             print(f"[bench] analysing {path.name} ...", flush=True)
             cached = {
-                "key": cell["key"],
+                "key": key,
                 **analyse_checkpoint(cell["checkpoint"], fn_batches=settings.fn_batches),
             }
             atomic_write_json(path, cached)
         per.setdefault((cell["model"], cell["label"]), []).append(cached)
     out: dict[str, Any] = {}
     for (model, label), runs in per.items():
-        entry: dict[str, Any] = {"groups": {}, "false_negatives": {}}
+        entry: dict[str, Any] = {"groups": {}, "false_negatives": {}, "n": len(runs)}
         for axis in ("items", "users"):
             for group in runs[0]["groups"][axis]:
                 for metric in runs[0]["groups"][axis][group]:
@@ -510,7 +541,7 @@ def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tupl
         "",
         "Head: the 20% most-interacted items in training; tail: the rest (the metric counts only the "
         "positives in the group, on one full ranking over all items). Sparse users: the 25% with the "
-        "fewest training interactions. Mean ± std over seeds.",
+        "fewest training interactions. Mean ± std over the n seeds whose checkpoints were analysed.",
         "",
     ]
     f_lines = [
@@ -519,10 +550,10 @@ def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tupl
         "A negative is false when the user interacts with it in the validation or test split; "
         f"{settings.fn_batches} training batches per checkpoint. Synthetic negatives (MixGCF, DENS) and "
         "adapted semantic negatives count as their nearest item (cosine) in the final item "
-        "embeddings. Mean ± std over seeds.",
+        "embeddings. Mean ± std over the n seeds whose checkpoints were analysed.",
         "",
-        "| model | sampler | selected negative | adapted semantic negative |",
-        "|---|---|---|---|",
+        "| model | sampler | n | selected negative | adapted semantic negative |",
+        "|---|---|---|---|---|",
     ]
     for model, rows in analysis.items():
         first = next(iter(rows.values()))["sizes"]
@@ -534,12 +565,12 @@ def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tupl
             f"{first['sparse_users']} sparse users of {first['users']} "
             f"(at most {first['sparse_max_interactions']} training interactions).",
             "",
-            "| sampler | " + " | ".join(groups) + " |",
-            "|" + "---|" * (len(groups) + 1),
+            "| sampler | n | " + " | ".join(groups) + " |",
+            "|" + "---|" * (len(groups) + 2),
         ]
         for label, entry in rows.items():
             vals = [entry["groups"].get(g, {}).get(metric, (math.nan, math.nan)) for g in groups]
-            g_lines.append(f"| {label} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in vals) + " |")
+            g_lines.append(f"| {label} | {entry['n']} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in vals) + " |")
             fn = entry["false_negatives"]
             sel = fn.get("selected")
             sem = fn.get("semantic")
@@ -547,7 +578,7 @@ def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tupl
             if sel is not None and fn.get("synthetic"):
                 sel_text += " (nearest item)"
             sem_text = "-" if sem is None else f"{100 * sem[0]:.2f}% ± {100 * sem[1]:.2f}"
-            f_lines.append(f"| {model} | {label} | {sel_text} | {sem_text} |")
+            f_lines.append(f"| {model} | {label} | {entry['n']} | {sel_text} | {sem_text} |")
         g_lines.append("")
     return "\n".join(g_lines) + "\n", "\n".join(f_lines) + "\n"
 
@@ -591,21 +622,32 @@ def run_bench(
         raise ValueError(f"--seeds must be >= 1, got {settings.seeds}")
     stores = StoreResolver(settings)
     cells = []
+    missing: list[str] = []
     started = time.perf_counter()
     for k in range(settings.seeds):  # seed outermost: a pipeline-built store is built once per seed
         for model in settings.models:
             for arm in settings.arms:
+                if settings.cached_only:
+                    cell = finished_cell(settings, model, arm, k)
+                    if cell is None:
+                        missing.append(f"{model}/{arm.label}/seed {settings.base_seed + k}")
+                    else:
+                        cells.append(cell)
+                    continue
                 cells.append(run_cell(settings, model, arm, k, stores, runner))
+    if missing:
+        print(f"[bench] --cached_only: {len(missing)} cell(s) not run: {', '.join(missing)}", flush=True)
     summary = summarise(cells, settings.models, settings.arms, settings.baseline, settings.test)
     folder = settings.folder
     payload = {
         "settings": settings.describe(),
         "machine": machine_info(),
         "summary": summary,
+        "missing_cells": missing,
         "cells": [{k: v for k, v in c.items() if k not in ("checkpoint", "run_dir")} for c in cells],
         "seconds": time.perf_counter() - started,
     }
-    table = table_markdown(summary, settings)
+    table = table_markdown(summary, settings, missing=missing, machines=cell_machines(cells))
     general = generalisation_markdown(summary, settings, settings.plot_metric)
     from recbole_hnlm.bench.plots import grouped_bars
 
@@ -628,18 +670,32 @@ def run_bench(
     return payload
 
 
+def cell_machines(cells: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many cells ran on each machine (cells written before machines were recorded: "unrecorded")."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        m = cell.get("machine")
+        name = "unrecorded" if not m else f"{m.get('device') or ('CUDA GPU' if m.get('cuda') else 'CPU')}, " + (
+            f"{m.get('cpu_count')} cores, torch {m.get('torch')}"
+        )
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def machine_info() -> dict[str, Any]:
     import os
     import platform
 
     import torch
 
+    cuda = torch.cuda.is_available()
     return {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
+        "cuda": cuda,
+        "device": torch.cuda.get_device_name(0) if cuda else "CPU",
     }
 
 
@@ -691,6 +747,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="tables go to <out>/<name>/ (default: the dataset; cells stay per dataset)",
     )
+    parser.add_argument(
+        "--cached_only",
+        action="store_true",
+        help="train nothing: tables from the finished cells, listing the missing ones",
+    )
     parser.epilog = (
         "Any other --key=value is a RecBole/plugin config override for every cell, e.g. --embedding_size=32."
     )
@@ -717,6 +778,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         fn_batches=args.fn_batches,
         plot_metric=args.plot_metric,
         name=args.name,
+        cached_only=args.cached_only,
     )
 
 

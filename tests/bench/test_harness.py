@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -29,7 +30,8 @@ def _settings(tmp_path, **kw) -> BenchSettings:
 
 
 def test_tiny_grid_writes_tables_caches_cells_and_analyses(in_tmp, monkeypatch):
-    settings = _settings(in_tmp, analyses=True, fn_batches=1)
+    # One split for both seeds: each seed's checkpoint must be re-evaluated on the split it was trained on.
+    settings = _settings(in_tmp, analyses=True, fn_batches=1, overrides=dict(TINY, split_seed=2020))
     payload = run_bench(settings)
     folder = in_tmp / "results" / "ml-100k"
     cells = sorted(p.name for p in (folder / "cells").glob("*-seed?.json"))
@@ -80,6 +82,14 @@ def test_tiny_grid_writes_tables_caches_cells_and_analyses(in_tmp, monkeypatch):
     monkeypatch.setattr("recbole_hnlm.bench.groups.analyse_checkpoint", no_analysis)
     again = run_bench(settings)
     assert again["summary"] == json.loads(json.dumps(payload["summary"]))
+
+    # --cached_only trains nothing: a third seed is reported missing, the rows average the two seeds run.
+    partial = run_bench(dataclasses.replace(settings, seeds=3, cached_only=True))
+    assert partial["missing_cells"] == ["MF/rns/seed 2022", "MF/dns/seed 2022"]
+    assert partial["summary"] == again["summary"]
+    table = (folder / "table.md").read_text()
+    assert "Not run (2 cells" in table and "| rns | 2 |" in table and "Cells ran on: CPU" in table
+    assert all(c["machine"]["cpu_count"] >= 1 for c in payload["cells"])
 
     # Other settings make the cells stale: they would be run again.
     with pytest.raises(AssertionError, match="cached cell was run again"):
@@ -185,4 +195,4 @@ def test_store_based_sampler_per_seed_store_and_semantic_false_negatives(toys_sl
     assert 0.0 <= fn["semantic"][0] <= 1.0  # the adapted semantic negatives were checked too
     assert "semantic" not in payload["analyses"]["MF"]["rns"]["false_negatives"]
     fn_table = (in_tmp / "results" / toys_slice["dataset"] / "false_negatives.md").read_text()
-    assert "| MF | hnlm |" in fn_table
+    assert "| MF | hnlm | 2 |" in fn_table
