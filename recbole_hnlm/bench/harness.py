@@ -272,7 +272,9 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         store = store.replace("{seed}", str(settings.base_seed + k))
     elif not arm.is_baseline:
         store = cached.get("negatives")
-    return cached if cached.get("key") == cell_key(settings, model, arm, settings.base_seed + k, store) else None
+    return (
+        cached if cached.get("key") == cell_key(settings, model, arm, settings.base_seed + k, store) else None
+    )
 
 
 def run_cell(
@@ -422,7 +424,10 @@ def table_markdown(
         "",
     ]
     if machines:
-        lines += ["Cells ran on: " + "; ".join(f"{name} ({n} cells)" for name, n in machines.items()) + ".", ""]
+        lines += [
+            "Cells ran on: " + "; ".join(f"{name} ({n} cells)" for name, n in machines.items()) + ".",
+            "",
+        ]
     if missing:
         lines += [f"Not run ({len(missing)} cells, left out of the means): " + ", ".join(missing) + ".", ""]
     for model, rows in summary.items():
@@ -570,7 +575,9 @@ def analyses_markdown(analysis: dict[str, Any], settings: BenchSettings) -> tupl
         ]
         for label, entry in rows.items():
             vals = [entry["groups"].get(g, {}).get(metric, (math.nan, math.nan)) for g in groups]
-            g_lines.append(f"| {label} | {entry['n']} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in vals) + " |")
+            g_lines.append(
+                f"| {label} | {entry['n']} | " + " | ".join(f"{m:.4f} ± {s:.4f}" for m, s in vals) + " |"
+            )
             fn = entry["false_negatives"]
             sel = fn.get("selected")
             sem = fn.get("semantic")
@@ -675,9 +682,11 @@ def cell_machines(cells: Sequence[dict[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for cell in cells:
         m = cell.get("machine")
-        name = "unrecorded" if not m else f"{m.get('device') or ('CUDA GPU' if m.get('cuda') else 'CPU')}, " + (
-            f"{m.get('cpu_count')} cores, torch {m.get('torch')}"
-        )
+        if m:
+            device = m.get("device") or ("CUDA GPU" if m.get("cuda") else "CPU")
+            name = f"{device}, {m.get('cpu_count')} cores, torch {m.get('torch')}"
+        else:
+            name = "unrecorded"
         counts[name] = counts.get(name, 0) + 1
     return counts
 
