@@ -93,3 +93,5 @@ case "${1:-all}" in
   all) ml100k; toys; ml1m; yelp; generalisation ;;
   *) echo "usage: $0 [ml-100k|toys|ml-1m|yelp|generalisation|all]" >&2; exit 2 ;;
 esac
+# The cross-grid page: where HNLMRec wins and where it does not (<out>/accuracy.md).
+python -m recbole_hnlm.bench.overview "$OUT" > /dev/null
