@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
+from recbole_hnlm.bench.harness import machine_info
 from recbole_hnlm.config import make_config
 from recbole_hnlm.io import atomic_write_json, atomic_write_text
 
@@ -46,15 +46,24 @@ def epoch_runner(model: str, dataset: str, config_dict: dict) -> Callable[[], ob
     return lambda: trainer._train_epoch(train_data, 0)
 
 
+def _processor() -> str:
+    """The CPU model name from /proc/cpuinfo, else what ``platform`` knows (often only the architecture)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
+    """The package's :func:`~recbole_hnlm.bench.harness.machine_info` plus what a speed result also needs."""
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "load_average": os.getloadavg(),
+        **machine_info(),
+        "processor": _processor(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -77,7 +86,9 @@ def interleaved_epochs(
     return times
 
 
-def write_results(name: str, payload: dict, markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / f"{name}.json", payload)
-    atomic_write_text(RESULTS / f"{name}.md", markdown)
+def write_results(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> None:
+    """Write ``folder/<name>.json`` and ``folder/<name>.md``, each atomically, then print the markdown."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / f"{name}.json", payload)
+    atomic_write_text(folder / f"{name}.md", markdown)
+    print(markdown)

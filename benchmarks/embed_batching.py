@@ -5,7 +5,7 @@ embeds the same real ml-100k queries (item text + the user's recent titles, as t
 without LLM profiles) with the same model and LoRA adapter both ways, in one run, and reports the ratio
 and the largest difference between the two sets of vectors.
 
-    python benchmarks/embed_batching.py [--model all-MiniLM-L6-v2] [--n 256] [--batch_size 64]
+    python -m benchmarks.embed_batching [--model all-MiniLM-L6-v2] [--n 256] [--batch_size 64]
 
 Writes benchmarks/results/embed_batching.{json,md}.
 """
@@ -13,9 +13,8 @@ Writes benchmarks/results/embed_batching.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,26 +24,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` when run as a file
 
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-    }
+from benchmarks.common import machine, write_results
 
 
 def queries(n: int, seed: int) -> list[str]:
@@ -102,18 +84,15 @@ def main() -> None:
         "speedup": round(single_s / batched_s, 2),
         "max_abs_diff": float(np.abs(single - batched).max()),
         "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "embed_batching.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     md = [
         "# Embedding throughput: batched vs one query per forward pass",
         "",
         f"Model {args.model} + LoRA adapter, {args.n} real ml-100k queries "
         f"(mean {result['query_tokens']['mean']:.0f} tokens, max {result['query_tokens']['max']}), "
-        f"{m['torch_threads']} torch threads on {m['cpu']} ({m['logical_cpus']} logical CPUs), "
-        f"torch {m['torch']}, {result['date']}. Both ways ran in the same process, one after the other.",
+        f"{m['torch_threads']} torch threads on {m['processor']} ({m['cpu_count']} logical CPUs), "
+        f"torch {m['torch']}, {m['date']}. Both ways ran in the same process, one after the other.",
         "",
         "| method | seconds | queries/s |",
         "|---|---:|---:|",
@@ -128,8 +107,7 @@ def main() -> None:
         "noisy. The ratio is measured in one run.",
         "",
     ]
-    (RESULTS / "embed_batching.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_results("embed_batching", result, "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -9,29 +9,28 @@
 
 Writes ``benchmarks/results/llm_throughput.{json,md}``. Usage::
 
-    python benchmarks/llm_throughput.py --data ../shared/data --items 200 --slots 4
+    python -m benchmarks.llm_throughput --data ../shared/data --items 200 --slots 4
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` when run as a file
 
+from benchmarks.common import SHARED_DATA, machine, write_results
 from recbole_hnlm.data.text import dataset_dir, load_item_text
 from recbole_hnlm.llm.backends import GenerationParams, LlamaCppChat, TransformersChat
 from recbole_hnlm.llm.concurrency import bounded_map
 from recbole_hnlm.llm.embedders import SentenceTransformerEmbedder
 from recbole_hnlm.llm.parsing import generate_structured, profile_task
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget, item_profile_messages
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_profiles(backend, prompts, params, workers: int, task=None) -> dict:
@@ -60,23 +59,9 @@ def run_profiles(backend, prompts, params, workers: int, task=None) -> dict:
     }
 
 
-def machine() -> dict:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    cpu = ""
-    if Path("/proc/cpuinfo").is_file():
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "loadavg_at_start": load,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--data", default=str(SHARED_DATA))
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--max_tokens", type=int, default=160)
@@ -132,17 +117,15 @@ def main() -> None:
         "one_per_call_texts_per_s": round(len(summaries) / single, 1),
         "ratio": round(single / batched, 2),
     }
-    result["machine"]["loadavg_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    result["machine"]["load_average_at_end"] = machine()["load_average"]
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "llm_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     seq, con, emb = sequential, concurrent, result["embedding"]
     ratio = result["concurrency_ratio"]
     lines = [
         "# LLM-stage throughput",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}; "
-        f"load average at start {info['loadavg_at_start']} (shared machine: compare ratios, not absolutes).",
+        f"Machine: {info['processor']}, {info['cpu_count']} cores, Python {info['python']}; "
+        f"load average at start {info['load_average']} (shared machine: compare ratios, not absolutes).",
         "",
         f"Item profiles, {len(prompts)} real ml-1m items, SmolLM2-135M Q4_1 via llama.cpp (xllamacpp), "
         f"JSON-schema constrained, max_tokens {args.max_tokens}:",
@@ -168,8 +151,7 @@ def main() -> None:
         f"one per call {emb['one_per_call_texts_per_s']} texts/s: **{emb['ratio']}x**",
         "",
     ]
-    (RESULTS / "llm_throughput.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("llm_throughput", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

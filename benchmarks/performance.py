@@ -1,7 +1,7 @@
 """Gather every speed benchmark's JSON under benchmarks/results/ into benchmarks/results/performance.md.
 
-    python benchmarks/performance.py          # gather what is there
-    python benchmarks/performance.py --run    # first re-run every benchmark script here, one after another
+    python -m benchmarks.performance          # gather what is there
+    python -m benchmarks.performance --run    # first re-run every benchmark script here, one after another
 
 Each benchmark writes ``results/<name>.json`` (+ ``<name>.md``) with its machine; this page puts them side
 by side: the headline numbers (ratios, throughputs, peak memory) pulled from each JSON, when and where each
@@ -59,7 +59,7 @@ def gather(results: Path = RESULTS, rerun: bool = False) -> str:
         "",
         "Every speed benchmark under `benchmarks/results/`, side by side. Ratios compare contenders "
         "measured in the same run (interleaved), never timings from different runs. Gathered by "
-        "`python benchmarks/performance.py`" + (" right after re-running every benchmark." if rerun else "."),
+        "`python -m benchmarks.performance`" + (" right after re-running every benchmark." if rerun else "."),
         "",
         "## Where and when each ran",
         "",
@@ -113,7 +113,8 @@ def run_all(scripts: list[Path]) -> list[dict[str, Any]]:
     for script in scripts:
         print(f"[performance] {script.name} ...", flush=True)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False)
+        module = f"benchmarks.{script.stem}"  # as a module: the scripts import benchmarks.common
+        proc = subprocess.run([sys.executable, "-m", module], cwd=HERE.parent, check=False)
         log.append(
             {"script": script.name, "returncode": proc.returncode, "seconds": time.perf_counter() - start}
         )

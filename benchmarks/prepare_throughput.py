@@ -1,6 +1,6 @@
 """Throughput and peak memory of ``recbole-hnlm prepare`` on a synthetic Amazon-2018-style reviews dump.
 
-    python benchmarks/prepare_throughput.py [--lines 1000000] [--tracemalloc]
+    python -m benchmarks.prepare_throughput [--lines 1000000] [--tracemalloc]
 
 Writes a gzip reviews file (power-law users and items, ratings 1-5, times 2012-2019, ~200-character
 reviews) and a metadata file into a temp folder, then runs the toys preparation (rating >= 4,
@@ -16,8 +16,6 @@ import argparse
 import gzip
 import json
 import multiprocessing as mp
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -30,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import machine, write_results  # noqa: E402
 from recbole_hnlm.data.prepare import PrepareConfig, prepare_dataset  # noqa: E402
 from recbole_hnlm.data.prepare.readers import open_lines  # noqa: E402
 
@@ -141,17 +140,11 @@ def main() -> int:
             "output": {k: card[k] for k in ("users", "items", "interactions", "density")},
             "steps": card["steps"],
             "machine": {
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "python": platform.python_version(),
+                **machine(),
                 "numpy": np.__version__,
                 "note": "shared machine; other jobs may have run at the same time",
             },
         }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "prepare_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     md = [
         "# prepare throughput (synthetic Amazon-2018-style reviews, toys filters)",
@@ -172,8 +165,7 @@ def main() -> int:
         f"{card['interactions']:,} |",
         "",
     ]
-    (out / "prepare_throughput.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_results("prepare_throughput", result, "\n".join(md), Path(args.out))
     return 0
 
 

@@ -5,7 +5,7 @@ Same dataset, split, batch size (4096), 64-d, 2 layers, one thread, the same M =
 hard sampler; epochs interleaved (the first round is dropped). Writes
 ``benchmarks/results/sampler_speed.{json,md}``. Targets: DNS, DNS(M,N), AHNS <= 1.3x; MixGCF, DENS <= 1.6x.
 
-    python benchmarks/sampler_speed.py [--data_path ../shared/data] [--epochs 3] [--candidates 16]
+    python -m benchmarks.sampler_speed [--data_path ../shared/data] [--epochs 3] [--candidates 16]
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ def main() -> None:
         )
         lines.append(f"| {row['label']} | {row['mean_seconds']:.2f} | {row['ratio']:.2f}x | {target} |")
     write_results("sampler_speed", payload, "\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

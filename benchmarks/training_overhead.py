@@ -3,7 +3,7 @@
 Same dataset, split, batch size (4096), 64-d, 2 layers, one thread; epochs interleaved. Writes
 ``benchmarks/results/training_overhead.{json,md}``. Target ratio <= 1.15.
 
-    python benchmarks/training_overhead.py [--data_path ../shared/data] [--epochs 4] [--dim 384]
+    python -m benchmarks.training_overhead [--data_path ../shared/data] [--epochs 4] [--dim 384]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
         "results": rows,
         "target_ratio": 1.15,
         "machine": machine(),
-        "command": "python benchmarks/training_overhead.py " + f"--epochs {args.epochs} --dim {args.dim}",
+        "command": "python -m benchmarks.training_overhead " + f"--epochs {args.epochs} --dim {args.dim}",
     }
     lines = [
         "# Training overhead of semantic negatives",
@@ -103,7 +103,6 @@ def main() -> None:
         "",
     ]
     write_results("training_overhead", payload, "\n".join(lines))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

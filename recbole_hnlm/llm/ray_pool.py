@@ -183,7 +183,42 @@ class _ActorPool:
                 _RAY_OWNER["started"] = False
 
 
-class RayChatBackend:
+class _PooledModel:
+    """What :class:`RayChatBackend` and :class:`RayEmbedder` share: an :class:`_ActorPool` of ``factory``
+    models, the wrapped model's ``name`` and ``model`` (so cache keys match a single-process run), per-actor
+    stats and ``close``.
+    """
+
+    def __init__(
+        self,
+        factory: Factory,
+        num_actors: int,
+        *,
+        num_cpus_per_actor: float,
+        num_gpus_per_actor: float,
+        concurrency_per_actor: int | None,
+        address: str | None,
+    ) -> None:
+        self.pool = _ActorPool(
+            factory,
+            num_actors,
+            num_cpus=num_cpus_per_actor,
+            num_gpus=num_gpus_per_actor,
+            concurrency=concurrency_per_actor,
+            address=address,
+        )
+        self.name: str = self.pool.name
+        self.model: str = self.pool.model
+
+    def actor_stats(self) -> list[dict[str, int]]:
+        """``{"pid", "calls"}`` of every actor (calls = the calls it served; for chat, repairs included)."""
+        return self.pool.broadcast("stats")
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class RayChatBackend(_PooledModel):
     """A :class:`ChatBackend` whose ``chat`` calls run on ``num_actors`` Ray actors (one model each).
 
     ``max_concurrency`` is the sum over the actors, so the stage keeps every actor busy.
@@ -199,15 +234,14 @@ class RayChatBackend:
         concurrency_per_actor: int | None = None,
         address: str | None = None,
     ) -> None:
-        self.pool = _ActorPool(
+        super().__init__(
             factory,
             num_actors,
-            num_cpus=num_cpus_per_actor,
-            num_gpus=num_gpus_per_actor,
-            concurrency=concurrency_per_actor,
+            num_cpus_per_actor=num_cpus_per_actor,
+            num_gpus_per_actor=num_gpus_per_actor,
+            concurrency_per_actor=concurrency_per_actor,
             address=address,
         )
-        self.name, self.model = self.pool.name, self.pool.model
         self.max_concurrency = self.pool.per_actor * num_actors
 
     def __repr__(self) -> str:
@@ -221,15 +255,8 @@ class RayChatBackend:
     def check(self) -> None:
         self.pool.broadcast("check")
 
-    def actor_stats(self) -> list[dict[str, int]]:
-        """``{"pid", "calls"}`` of every actor (calls = chat calls it served, repairs included)."""
-        return self.pool.broadcast("stats")
 
-    def close(self) -> None:
-        self.pool.shutdown()
-
-
-class RayEmbedder:
+class RayEmbedder(_PooledModel):
     """An :class:`Embedder` that splits ``embed(texts)`` into chunks over ``num_actors`` Ray actors.
 
     Rows come back in input order; a chunk holds ``chunk_size`` texts (default: an even share per actor,
@@ -246,15 +273,14 @@ class RayEmbedder:
         chunk_size: int | None = None,
         address: str | None = None,
     ) -> None:
-        self.pool = _ActorPool(
+        super().__init__(
             factory,
             num_actors,
-            num_cpus=num_cpus_per_actor,
-            num_gpus=num_gpus_per_actor,
-            concurrency=1,
+            num_cpus_per_actor=num_cpus_per_actor,
+            num_gpus_per_actor=num_gpus_per_actor,
+            concurrency_per_actor=1,
             address=address,
         )
-        self.name, self.model = self.pool.name, self.pool.model
         self.chunk_size = chunk_size
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -278,12 +304,6 @@ class RayEmbedder:
             raise ValueError(f"{self.name} {self.model}: actors returned different dimensions {sorted(dims)}")
         return np.concatenate([parts[k] for k in range(len(chunks))], axis=0)
 
-    def actor_stats(self) -> list[dict[str, int]]:
-        return self.pool.broadcast("stats")
-
-    def close(self) -> None:
-        self.pool.shutdown()
-
 
 # --------------------------------------------------------------------------------------------------
 # command line
@@ -306,28 +326,26 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def chat_backend_from_args(factory: Factory, args: argparse.Namespace) -> ChatBackend:
-    """``factory()`` here, or a :class:`RayChatBackend` of ``--ray-actors`` copies of it."""
+def _pooled_from_args(
+    cls: type[RayChatBackend] | type[RayEmbedder], factory: Factory, args: argparse.Namespace
+) -> Any:
+    """``factory()`` when ``--ray-actors`` is 0, else ``cls`` over that many actors (``--ray-*`` options)."""
     actors = int(getattr(args, "ray_actors", 0) or 0)
     if actors <= 0:
         return factory()
-    return RayChatBackend(
+    return cls(
         factory,
         actors,
         num_cpus_per_actor=getattr(args, "ray_cpus_per_actor", 1.0),
         num_gpus_per_actor=getattr(args, "ray_gpus_per_actor", 0.0),
         address=getattr(args, "ray_address", None),
     )
+
+
+def chat_backend_from_args(factory: Factory, args: argparse.Namespace) -> ChatBackend:
+    """``factory()`` here, or a :class:`RayChatBackend` of ``--ray-actors`` copies of it."""
+    return _pooled_from_args(RayChatBackend, factory, args)
 
 
 def embedder_from_args(factory: Factory, args: argparse.Namespace) -> Embedder:
-    actors = int(getattr(args, "ray_actors", 0) or 0)
-    if actors <= 0:
-        return factory()
-    return RayEmbedder(
-        factory,
-        actors,
-        num_cpus_per_actor=getattr(args, "ray_cpus_per_actor", 1.0),
-        num_gpus_per_actor=getattr(args, "ray_gpus_per_actor", 0.0),
-        address=getattr(args, "ray_address", None),
-    )
+    return _pooled_from_args(RayEmbedder, factory, args)
