@@ -66,9 +66,10 @@ toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only
 ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
   # 800k training pairs: a LightGCN cell takes ~10x a toys cell and the hnlm store ~3.5 h of CPU inference,
   # which does not fit a 2-core session. The committed cells ran on a one-GPU machine (H100, 16 cores), one
-  # process per (model, sampler): `SAMPLERS=dns MODELS=MF bash benchmarks/run_paper_tables.sh ml-1m` etc.,
-  # each cut off after 7 + 5 minutes; the table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`,
-  # which lists the cells that did not finish. No hnlm arm: the embedder (84 MB) could not travel there.
+  # process per (model, sampler): `LIMIT=420 bash benchmarks/parallel_grid.sh ml-1m "LightGCN:3:$BASELINES
+  # MF:3:$BASELINES"`, then `LIMIT=300` with LightGCN:2 and MF:3 (two sessions of 7 and 5 minutes); the
+  # table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`, which lists the cells that did not
+  # finish. No hnlm arm: the embedder (84 MB) could not travel there.
   bench --dataset ml-1m --data_path "$DATA" --epochs "$EPOCHS_ML1M" --samplers "$(samplers "$BASELINES,hnlm$LLM_SAMPLERS")"
 }
 
