@@ -39,7 +39,7 @@ def headline(payload: dict[str, Any]) -> dict[str, float]:
     """Numeric leaves whose key names a ratio, a rate or a memory peak (the machine block left out)."""
     found = {}
     for key, value in flatten(payload).items():
-        if key.startswith("machine.") or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if key.startswith("machine") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if any(word in key.lower() for word in HEADLINE_WORDS):
             found[key] = value
@@ -73,7 +73,9 @@ def gather(results: Path = RESULTS, rerun: bool = False) -> str:
         except json.JSONDecodeError as err:
             lines.append(f"| {path.stem} | unreadable JSON ({err}) | | | | |")
             continue
-        machine = payload.get("machine", {}) if isinstance(payload, dict) else {}
+        payload = payload if isinstance(payload, dict) else {}
+        # a benchmark that samples the machine before and after its run records both; the start is shown
+        machine = payload.get("machine") or payload.get("machine_before") or {}
         load = machine.get("load_average")
         load_text = ", ".join(f"{x:.2f}" for x in load) if isinstance(load, list) else "-"
         lines.append(
