@@ -32,14 +32,15 @@ from recbole_hnlm.llm.embedders import SentenceTransformerEmbedder
 from recbole_hnlm.llm.parsing import generate_structured, profile_task
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget, item_profile_messages
 
+PROFILE_TASK = profile_task(160, 80)  # the plugin's compact defaults (profile_summary/reasoning_chars)
 
-def run_profiles(backend, prompts, params, workers: int, task=None) -> dict:
-    task = task or profile_task(160, 80)  # the plugin's compact defaults (profile_*_chars)
+
+def run_profiles(backend, prompts, params, workers: int) -> dict:
     start = time.perf_counter()
     outcomes = [
         o
         for _, o in bounded_map(
-            lambda m: generate_structured(backend, m, task, params, max_repairs=0),
+            lambda m: generate_structured(backend, m, PROFILE_TASK, params, max_repairs=0),
             prompts,
             max_workers=workers,
         )
@@ -77,7 +78,7 @@ def main() -> None:
     params = GenerationParams(max_tokens=args.max_tokens)
 
     backend = LlamaCppChat(max_concurrency=args.slots)
-    generate_structured(backend, prompts[0], profile_task(160, 80), params)  # warm-up
+    generate_structured(backend, prompts[0], PROFILE_TASK, params)  # warm-up
     sequential = run_profiles(backend, prompts, params, workers=1)
     concurrent = run_profiles(backend, prompts, params, workers=args.slots)
     backend.close()

@@ -99,6 +99,15 @@ def format_metrics(result: dict[str, float]) -> str:
     return f"{header}\n{values}"
 
 
+def split_data(config: HNLMConfig) -> tuple[Any, Any, Any, Any]:
+    """``(dataset, train, valid, test)`` loaders, split under ``split_seed``: training and reloading a
+    checkpoint share this, so a reloaded model is always evaluated on the split it was trained on."""
+    check_dataset_files(config["dataset"], config["data_path"], config)
+    init_seed(split_seed(config), config["reproducibility"])
+    dataset = create_dataset(config)
+    return (dataset, *data_preparation(config, dataset))
+
+
 def train_and_evaluate(
     config: HNLMConfig,
     *,
@@ -111,14 +120,11 @@ def train_and_evaluate(
     ``callback_fn(epoch_idx, valid_score)`` is RecBole's per-validation hook (Ray Tune reports through it).
     Under DDP every rank runs this; all of them test the checkpoint global rank 0 saved.
     """
-    init_seed(split_seed(config), config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(config)
-    check_dataset_files(config["dataset"], config["data_path"], config)
-    dataset = create_dataset(config)
+    dataset, train_data, valid_data, test_data = split_data(config)
     logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
@@ -234,10 +240,8 @@ def load_data_and_model(model_file: str) -> tuple[Any, Any, Any, Any, Any, Any]:
     install()
     checkpoint = torch.load(model_file)
     config = checkpoint["config"]
-    init_seed(split_seed(config), config["reproducibility"])
     init_logger(config)
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    dataset, train_data, valid_data, test_data = split_data(config)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     model.load_state_dict(checkpoint["state_dict"])

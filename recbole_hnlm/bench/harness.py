@@ -148,6 +148,11 @@ class BenchSettings:
         """Cells are per dataset, shared by every grid on it (a second table reuses the first one's cells)."""
         return Path(self.out) / self.dataset / "cells"
 
+    def given_store(self, label: str, seed: int) -> str | None:
+        """The store ``--negatives`` gives ``label`` for ``seed`` (``{seed}`` filled in), if any."""
+        path = self.negatives.get(label)
+        return None if path is None else path.replace("{seed}", str(seed))
+
     def cell_config(self, seed: int) -> dict[str, Any]:
         config: dict[str, Any] = dict(self.overrides)
         config.update(seed=seed, output_dir=self.runs_dir)
@@ -224,7 +229,7 @@ class StoreResolver:
 
     def __call__(self, arm: Arm, model: str, seed: int) -> str | None:
         if arm.label in self.settings.negatives:
-            return self.settings.negatives[arm.label].replace("{seed}", str(seed))
+            return self.settings.given_store(arm.label, seed)
         if arm.is_baseline:
             return None
         # A store depends on the split only: with a fixed `split_seed` one store serves every seed.
@@ -267,14 +272,11 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
     cached = read_cell(cell_path(settings, model, arm.label, k))
     if cached is None:
         return None
-    store = settings.negatives.get(arm.label)
-    if store is not None:
-        store = store.replace("{seed}", str(settings.base_seed + k))
-    elif not arm.is_baseline:
+    seed = settings.base_seed + k
+    store = settings.given_store(arm.label, seed)
+    if store is None and not arm.is_baseline:
         store = cached.get("negatives")
-    return (
-        cached if cached.get("key") == cell_key(settings, model, arm, settings.base_seed + k, store) else None
-    )
+    return cached if cached.get("key") == cell_key(settings, model, arm, seed, store) else None
 
 
 def run_cell(
