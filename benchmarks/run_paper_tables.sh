@@ -14,8 +14,10 @@
 # store-based sampler's store (hnlm, prompt; built by recbole_hnlm.pipeline with the embedded models) is
 # built once per dataset; hnlm runs without LLM profiles (hnlm_use_profiles=false: queries
 # from item text and history titles), which keeps the LLM out of its pipeline. The LLM-profile samplers
-# (prompt, rlmrec-con: SmolLM2 writes a profile per user and item, ~1 request/s here) are opt-in with
-# WITH_PROFILES=1.
+# (prompt, rlmrec-con: SmolLM2 writes a profile per user and item, ~1 request/s here: ~45 min for
+# ml-100k) are opt-in with WITH_PROFILES=1 (ml-100k only; toys would take ~9 h). prompt then runs in its
+# cheaper per-user mode (one request names PROMPT_K negatives per user) instead of the paper's one request
+# per interaction (80k requests, ~22 h here); rlmrec-con embeds the profiles with the default embedder.
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
@@ -29,6 +31,7 @@ EPOCHS_TOYS="${EPOCHS_TOYS:-30}"
 EPOCHS_ML1M="${EPOCHS_ML1M:-20}"
 EPOCHS_YELP="${EPOCHS_YELP:-30}"
 BASELINES="rns,dns,dnsmn,mixgcf,dens,ahns"
+PROMPT_K="${PROMPT_K:-3}"
 LLM_SAMPLERS=""
 if [[ "${WITH_PROFILES:-0}" == "1" ]]; then
   LLM_SAMPLERS=",prompt,rlmrec-con"
@@ -37,8 +40,9 @@ fi
 # store beside the baselines); the cells land in the same cache, and a final run without it writes the table.
 samplers() { echo "${SAMPLERS:-$1}"; }
 # CACHED_ONLY=1 trains nothing: the tables from the finished cells, listing the missing ones (see ml-1m).
+CACHED_ONLY="${CACHED_ONLY:-0}"
 CACHED=()
-if [[ "${CACHED_ONLY:-0}" == "1" ]]; then
+if [[ "$CACHED_ONLY" == "1" ]]; then
   CACHED=(--cached_only)
 fi
 COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
@@ -54,8 +58,18 @@ bench() {
 
 ml100k() {  # embedded; text: movie_title, release_year, class
   # HNLM_STORE_ML100K: reuse a store built by the default pipeline (same split) instead of rebuilding it
+  local stores=(${HNLM_STORE_ML100K:+--negatives "hnlm=$HNLM_STORE_ML100K"})
+  if [[ -n "$LLM_SAMPLERS" && "$CACHED_ONLY" != "1" ]]; then
+    # profiles (cached per request; reused when they match the split), embedded for rlmrec-con, then the
+    # per-user prompt store
+    recbole-hnlm profiles --dataset ml-100k --embed --split_seed=2020 --no_progress
+    recbole-hnlm negatives --dataset ml-100k --mode user --k "$PROMPT_K" --split_seed=2020 --no_progress
+  fi
+  if [[ -n "$LLM_SAMPLERS" ]]; then
+    stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt")
+  fi
   bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$(samplers "$BASELINES,hnlm$LLM_SAMPLERS")" \
-    ${HNLM_STORE_ML100K:+--negatives "hnlm=$HNLM_STORE_ML100K"}
+    ${stores[@]+"${stores[@]}"}
 }
 
 toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only

@@ -4,6 +4,7 @@
 each reused when its artefact's fingerprint matches the dataset and settings, each timed; returns the
 store folder for ``semantic_negatives``. ``ensure_prompt_store(config)``: profiles -> prompt-only
 negatives (the v1 pipeline). Both print where every artefact is and write ``pipeline.json`` (timings).
+``ensure_profile_embeddings(config)``: the profiles with their embeddings, the RLMRec alignment's input.
 
 Config keys read here (besides each stage's own): ``hnlm_embedder`` (an adapter folder from another
 dataset: skip supervision and fine-tuning, the generalisation setting), ``hnlm_use_profiles`` (false: no
@@ -87,6 +88,17 @@ def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True
     return folder
 
 
+def ensure_profile_embeddings(config: Any, *, progress: bool = True) -> Path:
+    """``<artifact_dir>/<dataset>/profiles`` with its embeddings (RLMRec's input), making what is missing."""
+    from recbole_hnlm.stages.profiles import embed_profile_folder
+
+    root = artifact_dir(config)
+    folder = ensure_profiles(config, root, training_view(config), progress=progress)
+    if not all((folder / f"{kind}_embeddings.npy").is_file() for kind in ("item", "user")):
+        embed_profile_folder(folder, _llm_settings(config).make_embedder())
+    return folder
+
+
 def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     """The fine-tuned-embedder store for ``config``'s dataset, running whatever stage is missing."""
     from recbole_hnlm.stages.finetune import ensure_embedder
@@ -98,7 +110,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     total = time.perf_counter()
     view = training_view(config)
     external = config_value(config, "hnlm_embedder")
-    if config_value(config, "hnlm_use_profiles", True) not in (False, "false", "False", 0):
+    if config_value(config, "hnlm_use_profiles", False) not in (False, "false", "False", 0):
         log.run("profiles", root / "profiles", lambda: ensure_profiles(config, root, view, progress=progress))
     if external:
         adapter = Path(external)

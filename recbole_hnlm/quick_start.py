@@ -170,7 +170,8 @@ def run_hnlm(
     """Train ``model`` on ``dataset`` with negatives from ``sampler``; returns the result dict.
 
     ``hnlm`` / ``prompt`` without ``negatives`` first build (or reuse) the store with the default pipeline
-    (:mod:`recbole_hnlm.pipeline`). The result (with the config and seed) is also written to
+    (:mod:`recbole_hnlm.pipeline`); ``rlmrec-*`` without ``profile_embeddings`` likewise the embedded
+    profiles. The result (with the config and seed) is also written to
     ``<run folder>/result.json``, and the test metrics are printed as a table. With ``ddp`` (``nproc > 1``
     or ``world_size > 0``) training runs in ``ddp.nproc`` processes here (see
     :mod:`recbole_hnlm.distributed`); a machine without global rank 0 returns None.
@@ -182,6 +183,10 @@ def run_hnlm(
     if sampler in SEMANTIC_SAMPLERS and not negatives:
         merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
         config = make_config(model_name, dataset, config_file_list, merged)
+    if sampler in ALIGNMENT_SAMPLERS and not config["profile_embeddings"]:
+        from recbole_hnlm.pipeline import ensure_profile_embeddings
+
+        ensure_profile_embeddings(config)  # the default folder the alignment reads
     run_dir = _run_dir(config, sampler)
     config["checkpoint_dir"] = str(run_dir)
     if ddp is not None and ddp.enabled:

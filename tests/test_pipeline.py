@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import torch
 from hnlm_tiny import save_tiny
 
 from recbole_hnlm.negatives.store import SemanticNegativeStore
+from tests.conftest import FAST
 
 torch.set_num_threads(1)
 
@@ -46,3 +50,42 @@ def test_pipeline_builds_then_reuses_every_stage(in_tmp, capsys):
     for stage in ("supervision", "finetune", "inference"):
         assert f"{stage}: reused" in warm, warm
     store.bind(load_split(config).dataset)  # the store belongs to the dataset training will use
+
+
+class WordCountEmbedder:
+    """A stand-in text embedder: two features of the text, enough for the alignment to train on."""
+
+    name, model = "word-count", "word-count"
+
+    def embed(self, texts):
+        return np.array([[len(t.split()), len(t) / 10.0] for t in texts], dtype=np.float32)
+
+
+def test_rlmrec_run_embeds_the_profiles_the_pipeline_made(in_tmp, monkeypatch):
+    """`--sampler=rlmrec-con`, no `profile_embeddings`: the default profiles folder gets its embeddings."""
+    from recbole_hnlm import pipeline
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.quick_start import run_hnlm
+    from recbole_hnlm.stages.profiles import write_profiles
+    from recbole_hnlm.stages.supervision import training_view
+
+    settings = {**FAST, "artifact_dir": str(in_tmp / "artifacts")}
+    view = training_view(make_config("LightGCN", "ml-100k", config_dict=settings))
+
+    def records(tokens):
+        text = {t: f"profile {t} " * (int(t) % 3 + 1) for t in tokens}  # 2, 4 or 6 words
+        return [{"token": t, "summarization": text[t], "reasoning": "r", "status": "ok"} for t in tokens]
+
+    folder = in_tmp / "artifacts" / "ml-100k" / "profiles"
+    meta = {"dataset_fingerprint": view.dataset_fingerprint}
+    write_profiles(folder, records(view.items), records(view.histories), meta=meta)
+    # the profiles belong to this split, so no LLM is asked; only the embedder runs
+    llm = SimpleNamespace(make_embedder=WordCountEmbedder)
+    monkeypatch.setattr(pipeline, "_llm_settings", lambda config: llm)
+
+    record = run_hnlm("LightGCN", "ml-100k", "rlmrec-con", config_dict=settings, saved=False)
+    assert record["config"]["alignment"] == "rlmrec-con"
+    assert (folder / "user_tokens.txt").read_text().split() == list(view.histories)
+    vectors = np.load(folder / "item_embeddings.npy")
+    assert vectors.shape == (len(view.items), 2)
+    assert vectors[:, 0].tolist() == [2 * (int(t) % 3 + 1) for t in view.items]

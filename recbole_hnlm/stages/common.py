@@ -33,8 +33,8 @@ class LLMSettings:
     llm_temperature: float = 0.0
     llm_seed: int = 0
     llm_max_repairs: int = 2
-    profile_summary_chars: int = 800
-    profile_reasoning_chars: int = 1200
+    profile_summary_chars: int = 160
+    profile_reasoning_chars: int = 80
     prompt_max_tokens: int = 1500
     item_noun: str = "item"
     embedder: str = DEFAULT_EMBEDDER

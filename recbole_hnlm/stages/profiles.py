@@ -149,6 +149,14 @@ def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def embed_profile_folder(folder: Path, embedder: Embedder) -> None:
+    """Add the embeddings to a profiles folder written without them (rewritten atomically, text unchanged)."""
+    meta = json.loads((folder / "meta.json").read_text())
+    items = list(read_profiles(folder / "items.jsonl").values())
+    users = list(read_profiles(folder / "users.jsonl").values())
+    write_profiles(folder, items, users, meta=meta, embedder=embedder)
+
+
 def generate_profiles(
     view: TrainingView,
     backend: ChatBackend,

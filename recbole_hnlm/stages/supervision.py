@@ -68,7 +68,7 @@ class SupervisionSettings:
     hnlm_ahns_alpha: float = 0.0
     hnlm_ahns_beta: float = 1.0
     hnlm_ahns_p: float = 0.0
-    hnlm_use_profiles: bool = True
+    hnlm_use_profiles: bool = False
     hnlm_query_cf_dims: int = 0
     hnlm_query_user_words: int = 24
     hnlm_item_profile_words: int = 16

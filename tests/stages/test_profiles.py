@@ -15,7 +15,7 @@ from standin import StandIn
 from recbole_hnlm.llm.backends import OllamaChat
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.stages.common import LLMSettings
-from recbole_hnlm.stages.profiles import generate_profiles, read_profiles
+from recbole_hnlm.stages.profiles import embed_profile_folder, generate_profiles, read_profiles
 
 FAST = RetryPolicy(retries=2, base=0.001, cap=0.01)
 SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=3, item_noun="movie")
@@ -57,6 +57,31 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
         meta2 = generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
         assert server.calls["/api/chat"] == first_calls  # everything came from the cache
         assert meta2["reports"][0]["cached"] == len(items)
+
+
+def test_embedding_a_folder_written_without_embeddings(small_view, tmp_path):
+    """RLMRec's input added later: same profile text, one vector per usable profile, failed ones left out."""
+    with StandIn() as server:
+        backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
+        generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
+    out = tmp_path / "profiles"
+    assert not (out / "item_embeddings.npy").exists()
+    users_file = out / "users.jsonl"
+    records = [json.loads(line) for line in users_file.read_text().splitlines()]
+    records[0].update(status="failed", summarization=None)  # a profile that never parsed
+    users_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = {name: (out / name).read_text() for name in ("items.jsonl", "users.jsonl")}
+
+    embed_profile_folder(out, ListEmbedder())
+    assert {name: (out / name).read_text() for name in before} == before
+    items = read_profiles(out / "items.jsonl")
+    vectors = np.load(out / "item_embeddings.npy")
+    assert (out / "item_tokens.txt").read_text().split() == list(items)
+    assert vectors[:, 0].tolist() == [len(r["summarization"]) for r in items.values()]
+    user_tokens = (out / "user_tokens.txt").read_text().split()
+    assert user_tokens == [r["token"] for r in records[1:]]
+    assert np.load(out / "user_embeddings.npy").shape == (len(records) - 1, 3)
+    assert json.loads((out / "meta.json").read_text())["embedder"] == {"name": "fake", "model": "fake"}
 
 
 DRIVER = """

@@ -64,7 +64,7 @@ def _write_profiles(folder, fingerprint="fp"):
 
 def test_query_builder_uses_profiles_and_counts_fallbacks(tmp_path):
     _write_profiles(tmp_path / "profiles")
-    builder = QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings())
+    builder = QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings(hnlm_use_profiles=True))
     assert (
         builder.query("u1", "1")
         == "Item: title: Film 1; genre: Drama. a quiet drama\nUser: likes slow dramas"
@@ -77,9 +77,9 @@ def test_query_builder_uses_profiles_and_counts_fallbacks(tmp_path):
 def test_profiles_of_another_dataset_are_rejected(tmp_path):
     _write_profiles(tmp_path / "profiles", fingerprint="other")
     with pytest.raises(ValueError, match="fingerprint"):
-        QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings())
+        QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings(hnlm_use_profiles=True))
     with pytest.raises(FileNotFoundError, match="recbole-hnlm profiles"):
-        QueryBuilder.build(_view(), tmp_path / "missing", SupervisionSettings())
+        QueryBuilder.build(_view(), tmp_path / "missing", SupervisionSettings(hnlm_use_profiles=True))
 
 
 def test_mined_negatives_on_ml100k(in_tmp):
