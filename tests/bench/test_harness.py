@@ -196,3 +196,21 @@ def test_store_based_sampler_per_seed_store_and_semantic_false_negatives(toys_sl
     assert "semantic" not in payload["analyses"]["MF"]["rns"]["false_negatives"]
     fn_table = (in_tmp / "results" / toys_slice["dataset"] / "false_negatives.md").read_text()
     assert "| MF | hnlm | 2 |" in fn_table
+
+
+def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(tmp_path):
+    """--cached_only, no --negatives: a store cell is finished when its key matches the store it recorded."""
+    from recbole_hnlm.bench.harness import cell_key, cell_path, finished_cell
+    from recbole_hnlm.io import atomic_write_json
+
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"))
+    hnlm = settings.arms[1]
+    store = str(tmp_path / "artifacts" / "ml-100k" / "negatives" / "hnlm")
+    key = cell_key(settings, "MF", hnlm, 2021, store)
+    atomic_write_json(cell_path(settings, "MF", "hnlm", 1), {"key": key, "negatives": store, "seed": 2021})
+    assert finished_cell(settings, "MF", hnlm, 1) == {"key": key, "negatives": store, "seed": 2021}
+    assert finished_cell(settings, "MF", hnlm, 0) is None  # seed 2020 never ran
+    # given another store on the command line, the cell made with the pipeline's one is stale
+    given = dataclasses.replace(settings, negatives={"hnlm": str(tmp_path / "other")})
+    assert finished_cell(given, "MF", hnlm, 1) is None
+    assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", hnlm, 1) is None
