@@ -17,7 +17,8 @@
 # (prompt, rlmrec-con: SmolLM2 writes a profile per user and item, ~1 request/s here: ~45 min for
 # ml-100k) are opt-in with WITH_PROFILES=1 (ml-100k only; toys would take ~9 h). prompt then runs in its
 # cheaper per-user mode (one request names PROMPT_K negatives per user) instead of the paper's one request
-# per interaction (80k requests, ~22 h here); rlmrec-con embeds the profiles with the default embedder.
+# per interaction (80k requests, ~22 h here); rlmrec-con embeds the profiles with the default embedder;
+# and a third semantic arm, hnlm-profiles, runs HNLMRec with profile-based queries, as in the paper.
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
@@ -59,17 +60,26 @@ bench() {
 ml100k() {  # embedded; text: movie_title, release_year, class
   # HNLM_STORE_ML100K: reuse a store built by the default pipeline (same split) instead of rebuilding it
   local stores=(${HNLM_STORE_ML100K:+--negatives "hnlm=$HNLM_STORE_ML100K"})
-  if [[ -n "$LLM_SAMPLERS" && "$CACHED_ONLY" != "1" ]]; then
-    # profiles (cached per request; reused when they match the split), embedded for rlmrec-con, then the
-    # per-user prompt store
-    recbole-hnlm profiles --dataset ml-100k --embed --split_seed=2020 --no_progress
-    recbole-hnlm negatives --dataset ml-100k --mode user --k "$PROMPT_K" --split_seed=2020 --no_progress
-  fi
+  local arms="$BASELINES,hnlm"
   if [[ -n "$LLM_SAMPLERS" ]]; then
-    stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt")
+    # hnlm-profiles: HNLMRec with the paper's queries (user profile + item profile), its artefacts in a
+    # folder of their own beside the profile-free ones
+    local profiled=artifacts/with-profiles
+    if [[ "$CACHED_ONLY" != "1" ]]; then
+      # LLM requests are cached, so a rerun only re-embeds; the stages below reuse what matches
+      recbole-hnlm profiles --dataset ml-100k --embed --split_seed=2020 --no_progress
+      recbole-hnlm negatives --dataset ml-100k --mode user --k "$PROMPT_K" --split_seed=2020 --no_progress
+      mkdir -p "$profiled/ml-100k" && rm -rf "$profiled/ml-100k/profiles"
+      cp -r artifacts/ml-100k/profiles "$profiled/ml-100k/profiles"
+      local keys=(--dataset ml-100k --split_seed=2020 --hnlm_use_profiles=true --artifact_dir="$profiled")
+      recbole-hnlm finetune "${keys[@]}" --no_progress
+      recbole-hnlm infer "${keys[@]}" --no_progress
+    fi
+    stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt"
+      --negatives "hnlm-profiles=$profiled/ml-100k/negatives/hnlm")
+    arms+=",hnlm-profiles:hnlm$LLM_SAMPLERS"
   fi
-  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$(samplers "$BASELINES,hnlm$LLM_SAMPLERS")" \
-    ${stores[@]+"${stores[@]}"}
+  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$(samplers "$arms")" ${stores[@]+"${stores[@]}"}
 }
 
 toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only
