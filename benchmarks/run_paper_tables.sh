@@ -18,7 +18,8 @@
 # writes a profile per item (~1/s here) and per user (history cut to PROMPT_BUDGET tokens: ~3 s each), ~75
 # min in all; then rlmrec-con aligns with the embedded profiles, hnlm-profiles runs HNLMRec with the
 # paper's profile-based queries, and prompt runs in its cheaper per-user mode (one request names PROMPT_K
-# negatives per user) instead of the paper's request per interaction (80k requests, ~22 h here).
+# negatives per user from the profile and NEGATIVES_BUDGET tokens of titles) instead of the paper's request
+# per interaction (80k requests, ~22 h here).
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
@@ -33,7 +34,9 @@ EPOCHS_ML1M="${EPOCHS_ML1M:-20}"
 EPOCHS_YELP="${EPOCHS_YELP:-30}"
 BASELINES="rns,dns,dnsmn,mixgcf,dens,ahns"
 PROMPT_K="${PROMPT_K:-3}"
-PROMPT_BUDGET="${PROMPT_BUDGET:-400}"  # history tokens per LLM prompt (the default 1500: ~14 s/request here)
+# history tokens per LLM prompt (the default 1500: ~14 s/request here), profiles and prompt negatives
+PROMPT_BUDGET="${PROMPT_BUDGET:-400}"
+NEGATIVES_BUDGET="${NEGATIVES_BUDGET:-150}"
 LLM_SAMPLERS=""
 if [[ "${WITH_PROFILES:-0}" == "1" ]]; then
   LLM_SAMPLERS=",prompt,rlmrec-con"
@@ -68,9 +71,9 @@ ml100k() {  # embedded; text: movie_title, release_year, class
     local profiled=artifacts/with-profiles
     if [[ "$CACHED_ONLY" != "1" ]]; then
       # LLM requests are cached, so a rerun only re-embeds; the stages below reuse what matches
-      local llm=(--dataset ml-100k --split_seed=2020 --prompt_max_tokens "$PROMPT_BUDGET" --no_progress)
-      recbole-hnlm profiles "${llm[@]}" --embed
-      recbole-hnlm negatives "${llm[@]}" --mode user --k "$PROMPT_K"
+      local llm=(--dataset ml-100k --split_seed=2020 --no_progress)
+      recbole-hnlm profiles "${llm[@]}" --prompt_max_tokens "$PROMPT_BUDGET" --embed
+      recbole-hnlm negatives "${llm[@]}" --prompt_max_tokens "$NEGATIVES_BUDGET" --mode user --k "$PROMPT_K"
       mkdir -p "$profiled/ml-100k" && rm -rf "$profiled/ml-100k/profiles"
       cp -r artifacts/ml-100k/profiles "$profiled/ml-100k/profiles"
       local keys=(--dataset ml-100k --split_seed=2020 --hnlm_use_profiles=true --artifact_dir="$profiled")
