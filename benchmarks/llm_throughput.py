@@ -31,8 +31,10 @@ from recbole_hnlm.llm.concurrency import bounded_map
 from recbole_hnlm.llm.embedders import SentenceTransformerEmbedder
 from recbole_hnlm.llm.parsing import generate_structured, profile_task
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget, item_profile_messages
+from recbole_hnlm.stages.common import LLMSettings
 
-PROFILE_TASK = profile_task(160, 80)  # the plugin's compact defaults (profile_summary/reasoning_chars)
+# the profile stage's schema at the plugin's defaults (LLMSettings mirrors overall.yaml, tested)
+PROFILE_TASK = profile_task(LLMSettings.profile_summary_chars, LLMSettings.profile_reasoning_chars)
 
 
 def run_profiles(backend, prompts, params, workers: int) -> dict:
