@@ -193,6 +193,17 @@ class OllamaChat:
         pass
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: honours ``taskset`` and cpuset pinning, unlike ``os.cpu_count``.
+
+    llama.cpp's worker threads spin at barriers, so a thread per CPU the process may not use only
+    makes the others wait for it.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 class LlamaCppChat(OpenAIChat):
     """A llama.cpp server started in this process (xllamacpp) on 127.0.0.1, one slot per concurrent call."""
 
@@ -216,7 +227,7 @@ class LlamaCppChat(OpenAIChat):
         params.model.path = str(path)
         params.n_parallel = max_concurrency
         params.n_ctx = n_ctx_per_slot * max_concurrency
-        threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
+        threads = n_threads or min(usable_cpus(), 8)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.hostnames = ["127.0.0.1"]

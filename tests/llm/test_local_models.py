@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from recbole_hnlm.data.text import dataset_dir, load_item_text
-from recbole_hnlm.llm.backends import GenerationParams, OpenAIChat, TransformersChat
+from recbole_hnlm.llm.backends import GenerationParams, OpenAIChat, TransformersChat, usable_cpus
 from recbole_hnlm.llm.concurrency import bounded_map
 from recbole_hnlm.llm.parsing import PROFILE_TASK, generate_structured
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget, item_profile_messages
@@ -128,3 +131,19 @@ def test_transformers_smollm2_generates_profile(shared_data):
     )
     backend.close()
     assert outcome.status in ("ok", "repaired", "fallback")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_llamacpp_threads_follow_cpu_affinity():
+    """A process pinned to one CPU (``taskset -c N``) gets one llama.cpp thread, not one per core."""
+    code = (
+        "import os\n"
+        "from recbole_hnlm.llm.backends import usable_cpus\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(usable_cpus(), os.cpu_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    pinned, total = map(int, out.stdout.split())
+    assert pinned == 1
+    assert total == os.cpu_count()
+    assert usable_cpus() == len(os.sched_getaffinity(0))
