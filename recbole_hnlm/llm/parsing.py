@@ -233,22 +233,30 @@ def profile_schema(summary_chars: int = 800, reasoning_chars: int = 1200) -> dic
 
 PROFILE_SCHEMA: dict[str, Any] = profile_schema()
 
-NEGATIVE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"hard_negative_item": _string(200), "reasoning": _string(600)},
-    "required": ["hard_negative_item", "reasoning"],
-    "additionalProperties": False,
-}
+# a title fits in 200 characters; the reasoning's cap, like the profile's, keeps a looping small model's
+# answer a closed JSON object within max_tokens
+NAME_CHARS = 200
 
 
-def negatives_schema(k: int) -> dict[str, Any]:
-    """Per-user mode: ``k`` named negatives shared by the user's interactions."""
+def negative_schema(reasoning_chars: int = 600) -> dict[str, Any]:
+    """Interaction mode: one named negative for one (user, item) pair."""
     return {
         "type": "object",
-        "properties": {
-            "hard_negative_items": {"type": "array", "items": _string(200), "minItems": k, "maxItems": k},
-            "reasoning": _string(1200),
-        },
+        "properties": {"hard_negative_item": _string(NAME_CHARS), "reasoning": _string(reasoning_chars)},
+        "required": ["hard_negative_item", "reasoning"],
+        "additionalProperties": False,
+    }
+
+
+NEGATIVE_SCHEMA: dict[str, Any] = negative_schema()
+
+
+def negatives_schema(k: int, reasoning_chars: int = 1200) -> dict[str, Any]:
+    """Per-user mode: ``k`` named negatives shared by the user's interactions."""
+    names = {"type": "array", "items": _string(NAME_CHARS), "minItems": k, "maxItems": k}
+    return {
+        "type": "object",
+        "properties": {"hard_negative_items": names, "reasoning": _string(reasoning_chars)},
         "required": ["hard_negative_items", "reasoning"],
         "additionalProperties": False,
     }
@@ -287,11 +295,18 @@ def profile_task(summary_chars: int = 800, reasoning_chars: int = 1200) -> Struc
 
 
 PROFILE_TASK = profile_task()
-NEGATIVE_TASK = StructuredTask("hard_negative", NEGATIVE_SCHEMA, _negative_check, None)
 
 
-def negatives_task(k: int) -> StructuredTask:
-    return StructuredTask(f"hard_negatives_{k}", negatives_schema(k), _negative_check, None)
+def negative_task(reasoning_chars: int = 600) -> StructuredTask:
+    return StructuredTask("hard_negative", negative_schema(reasoning_chars), _negative_check, None)
+
+
+NEGATIVE_TASK = negative_task()
+
+
+def negatives_task(k: int, reasoning_chars: int = 1200) -> StructuredTask:
+    schema = negatives_schema(k, reasoning_chars)
+    return StructuredTask(f"hard_negatives_{k}", schema, _negative_check, None)
 
 
 def is_none_answer(name: str | None) -> bool:

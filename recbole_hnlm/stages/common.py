@@ -35,6 +35,7 @@ class LLMSettings:
     llm_max_repairs: int = 2
     profile_summary_chars: int = 160
     profile_reasoning_chars: int = 80
+    negative_reasoning_chars: int = 160
     prompt_max_tokens: int = 1500
     item_noun: str = "item"
     embedder: str = DEFAULT_EMBEDDER

@@ -25,7 +25,7 @@ from recbole_hnlm.io import atomic_write_json, atomic_write_text, config_fingerp
 from recbole_hnlm.llm.backends import ChatBackend
 from recbole_hnlm.llm.cache import RequestCache
 from recbole_hnlm.llm.embedders import Embedder
-from recbole_hnlm.llm.parsing import NEGATIVE_TASK, is_none_answer, negatives_task
+from recbole_hnlm.llm.parsing import is_none_answer, negative_task, negatives_task
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
 from recbole_hnlm.stages.profiles import USABLE, read_profiles
@@ -78,6 +78,7 @@ def interaction_negatives(
 ) -> tuple[list[tuple[str, str, str]], StageReport, Counter]:
     """(user, item, negative name) per answered training interaction, the report, and skip counts."""
     skips: Counter = Counter()
+    task = negative_task(settings.negative_reasoning_chars)
     requests: list[LLMRequest] = []
     pairs: dict[str, tuple[str, str]] = {}
     for user, items in view.histories.items():
@@ -94,7 +95,7 @@ def interaction_negatives(
                 settings.budget,
                 settings.item_noun,
             )
-            requests.append(LLMRequest(rid, messages, NEGATIVE_TASK))
+            requests.append(LLMRequest(rid, messages, task))
     outcomes, report = run_stage("prompt negatives", requests, backend, cache, settings, progress=progress)
     rows: list[tuple[str, str, str]] = []
     for rid, outcome in outcomes.items():
@@ -119,7 +120,7 @@ def user_negatives(
     progress: bool = True,
 ) -> tuple[list[tuple[str, str, str]], StageReport, Counter]:
     skips: Counter = Counter()
-    task = negatives_task(k)
+    task = negatives_task(k, settings.negative_reasoning_chars)
     requests = []
     for user, items in view.histories.items():
         if user not in user_profiles:

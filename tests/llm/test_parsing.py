@@ -47,7 +47,10 @@ def test_validate_exact_messages():
         "$: missing key 'reasoning'",
         "$.summarization: expected string, got int",
     ]
-    schema = negatives_task(2).schema
+    schema = negatives_task(2, reasoning_chars=5).schema
+    assert validate({"hard_negative_items": ["a", "b"], "reasoning": "too long"}, schema) == [
+        "$.reasoning: longer than 5 characters"
+    ]
     assert validate({"hard_negative_items": ["a"], "reasoning": ""}, schema) == [
         "$.hard_negative_items: fewer than 2 items"
     ]

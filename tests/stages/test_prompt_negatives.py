@@ -48,6 +48,8 @@ def test_negatives_store_and_counts(small_view, tmp_path, mode):
             small_view, backend, HashEmbedder(), SETTINGS, tmp_path, mode=mode, k=2, progress=False
         )
         calls = server.calls["/api/chat"]
+        sent = server.bodies[-1]["format"]["properties"]["reasoning"]
+        assert sent == {"type": "string", "maxLength": SETTINGS.negative_reasoning_chars}
         again = generate_negatives(
             small_view, backend, HashEmbedder(), SETTINGS, tmp_path, mode=mode, k=2, progress=False
         )
