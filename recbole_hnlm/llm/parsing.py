@@ -309,6 +309,13 @@ def negatives_task(k: int, reasoning_chars: int = 1200) -> StructuredTask:
     return StructuredTask(f"hard_negatives_{k}", schema, _negative_check, None)
 
 
+def is_template_echo(name: str) -> bool:
+    """True for a copy of the prompt's answer placeholder ("<name, at most 20 words>") instead of a name:
+    small models echo it; as a negative it would embed the instruction, not an item."""
+    name = name.strip()
+    return name.startswith("<") and name.endswith(">")
+
+
 def is_none_answer(name: str | None) -> bool:
     """True for the model's explicit "no suitable negative" answers ("None", "N/A", empty)."""
     return name is None or name.strip().strip(".").lower() in {"", "none", "n/a", "null", "no item"}

@@ -25,7 +25,7 @@ from recbole_hnlm.io import atomic_write_json, atomic_write_text, config_fingerp
 from recbole_hnlm.llm.backends import ChatBackend
 from recbole_hnlm.llm.cache import RequestCache
 from recbole_hnlm.llm.embedders import Embedder
-from recbole_hnlm.llm.parsing import is_none_answer, negative_task, negatives_task
+from recbole_hnlm.llm.parsing import is_none_answer, is_template_echo, negative_task, negatives_task
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
 from recbole_hnlm.stages.profiles import USABLE, read_profiles
@@ -105,6 +105,9 @@ def interaction_negatives(
         if is_none_answer(name):
             skips["none_answer"] += 1
             continue
+        if is_template_echo(name):
+            skips["template_echo"] += 1
+            continue
         rows.append((*pairs[rid], name.strip()))
     return rows, report, skips
 
@@ -136,14 +139,15 @@ def user_negatives(
     )
     rows: list[tuple[str, str, str]] = []
     for user, outcome in outcomes.items():
-        names = [
-            n.strip() for n in (outcome.value or {}).get("hard_negative_items", []) if not is_none_answer(n)
-        ]
-        interactions = list(dict.fromkeys(view.histories[user]))
         if outcome.status == "failed":
             continue
+        interactions = list(dict.fromkeys(view.histories[user]))
+        answered = [n for n in outcome.value.get("hard_negative_items", []) if not is_none_answer(n)]
+        names = [n.strip() for n in answered if not is_template_echo(n)]
+        if len(names) < len(answered):  # counted by name: the user's other names still give rows
+            skips["template_echo_names"] += len(answered) - len(names)
         if not names:
-            skips["none_answer"] += len(interactions)
+            skips["template_echo" if answered else "none_answer"] += len(interactions)
             continue
         rows += [(user, item, names[j % len(names)]) for j, item in enumerate(interactions)]
     return rows, report, skips

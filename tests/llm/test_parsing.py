@@ -10,6 +10,7 @@ from recbole_hnlm.llm.parsing import (
     extract_json,
     generate_structured,
     is_none_answer,
+    is_template_echo,
     negatives_task,
     validate,
 )
@@ -67,6 +68,7 @@ def test_none_answers():
         and is_none_answer("N/A")
     )
     assert not is_none_answer("Nonesuch Toy")
+    assert is_template_echo(" <name, at most 20 words> ") and not is_template_echo("<3 Hearts")
 
 
 class Scripted:

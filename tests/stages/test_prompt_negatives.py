@@ -78,3 +78,33 @@ def test_negatives_store_and_counts(small_view, tmp_path, mode):
         assert all(len(v) <= 2 for v in per_user.values())
     saved = json.loads((tmp_path / "negatives" / "prompt.report.json").read_text())
     assert saved["rows"] == len(store) and "config_fingerprint" in saved
+
+
+def test_template_echoes_never_become_negatives(small_view, tmp_path):
+    """Users who watched the first user's first movie answer only placeholders; the others one name."""
+    first = small_view.histories[next(iter(small_view.histories))][0]
+    marker = json.dumps(small_view.items[first].title)
+    echoed = {u for u, items in small_view.histories.items() if first in items}
+
+    def echo_reply(messages, schema):
+        if "hard_negative_items" not in json.dumps(schema or {}):
+            return default_reply(messages, schema)
+        placeholder = "<name, at most 20 words>"
+        names = [placeholder] * 2 if marker in messages[-1]["content"] else [placeholder, "Heat"]
+        return json.dumps({"hard_negative_items": names, "reasoning": "r"})
+
+    with StandIn(reply=echo_reply) as server:
+        backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
+        generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
+        report = generate_negatives(
+            small_view, backend, HashEmbedder(), SETTINGS, tmp_path, mode="user", k=2, progress=False
+        )
+    rows = [json.loads(x) for x in (tmp_path / "negatives" / "prompt.names.jsonl").read_text().splitlines()]
+    lost = sum(len(set(small_view.histories[u])) for u in echoed)
+    assert 0 < len(echoed) < len(small_view.histories)
+    assert {row["negative"] for row in rows} == {"Heat"} and not echoed & {row["user"] for row in rows}
+    assert report["skipped"] == {
+        "template_echo": lost,
+        "template_echo_names": 2 * len(echoed) + len(small_view.histories) - len(echoed),
+    }
+    assert len(rows) == sum(len(set(items)) for items in small_view.histories.values()) - lost
