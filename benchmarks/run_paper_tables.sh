@@ -80,8 +80,10 @@ ml100k() {  # embedded; text: movie_title, release_year, class
       recbole-hnlm finetune "${keys[@]}" --no_progress
       recbole-hnlm infer "${keys[@]}" --no_progress
     fi
+    # the users whose answer failed (SmolLM2 loops a name past the 20-word check) have no prompt negatives:
+    # their pairs train with the random negative alone, counted in the table's missing_semantic_pairs
     stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt"
-      --negatives "hnlm-profiles=$profiled/ml-100k/negatives/hnlm")
+      --negatives "hnlm-profiles=$profiled/ml-100k/negatives/hnlm" --arm_config prompt:semantic_missing=random)
     arms+=",hnlm-profiles:hnlm$LLM_SAMPLERS"
   fi
   bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$(samplers "$arms")" ${stores[@]+"${stores[@]}"}

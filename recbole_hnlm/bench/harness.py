@@ -104,6 +104,21 @@ def parse_negatives(values: Sequence[str] | None, arms: Sequence[Arm]) -> dict[s
     return stores
 
 
+def parse_arm_config(values: Sequence[str] | None, arms: Sequence[Arm]) -> dict[str, dict[str, str]]:
+    """``--arm_config LABEL:KEY=VALUE`` (repeatable): a config override for one arm's cells only."""
+    labels = {a.label for a in arms}
+    per_arm: dict[str, dict[str, str]] = {}
+    for value in values or []:
+        label, colon, assignment = value.partition(":")
+        key, equals, setting = assignment.partition("=")
+        if not (colon and equals and key):
+            raise ValueError(f"--arm_config {value!r}: write LABEL:KEY=VALUE")
+        if label not in labels:
+            raise ValueError(f"--arm_config {value!r}: no sampler labelled {label!r} in --samplers")
+        per_arm.setdefault(label, {})[key] = setting
+    return per_arm
+
+
 def normalise_data_path(data_path: str | None, dataset: str) -> str | None:
     """RecBole's ``data_path`` is the folder holding ``<dataset>/``; the dataset folder itself also works."""
     if not data_path:
@@ -130,6 +145,7 @@ class BenchSettings:
     negatives: dict[str, str] = field(default_factory=dict)
     config_files: list[str] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    arm_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline: str = "rns"
     test: str = "ttest"
     analyses: bool = False
@@ -153,8 +169,9 @@ class BenchSettings:
         path = self.negatives.get(label)
         return None if path is None else path.replace("{seed}", str(seed))
 
-    def cell_config(self, seed: int) -> dict[str, Any]:
-        config: dict[str, Any] = dict(self.overrides)
+    def cell_config(self, seed: int, label: str | None = None) -> dict[str, Any]:
+        """The config overrides of a cell: every cell's, then those of its arm (``label``)."""
+        config: dict[str, Any] = {**self.overrides, **self.arm_overrides.get(label, {})}
         config.update(seed=seed, output_dir=self.runs_dir)
         if self.epochs is not None:
             config["epochs"] = self.epochs
@@ -174,6 +191,7 @@ class BenchSettings:
             "negatives": self.negatives,
             "config_files": self.config_files,
             "overrides": self.overrides,
+            "arm_overrides": self.arm_overrides,
             "baseline": self.baseline,
             "test": self.test,
             "name": self.name or self.dataset,
@@ -195,7 +213,7 @@ def cell_key(settings: BenchSettings, model: str, arm: Arm, seed: int, store: st
             "model": model,
             "sampler": arm.sampler,
             "seed": seed,
-            "config": settings.cell_config(seed),
+            "config": settings.cell_config(seed, arm.label),
             "config_files": settings.config_files,
             "negatives": store,
         }
@@ -251,7 +269,7 @@ class StoreResolver:
         from recbole_hnlm.registry import resolve_model_name
         from recbole_hnlm.stages.supervision import artifact_dir
 
-        overrides = self.settings.cell_config(seed)
+        overrides = self.settings.cell_config(seed, arm.label)
         config = make_config(
             resolve_model_name(model), self.settings.dataset, self.settings.config_files, overrides
         )
@@ -306,7 +324,7 @@ def run_cell(
         sampler=arm.sampler,
         negatives=store,
         config_file_list=settings.config_files,
-        config_dict=settings.cell_config(seed),
+        config_dict=settings.cell_config(seed, arm.label),
         saved=True,
     )
     if record is None:
@@ -743,6 +761,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="store of a store-based sampler: PATH or label=PATH (repeatable; {seed} in PATH: the seed)",
     )
+    parser.add_argument(
+        "--arm_config",
+        action="append",
+        default=[],
+        help="one arm's config override: LABEL:KEY=VALUE (repeatable), e.g. prompt:semantic_missing=random",
+    )
     parser.add_argument("--config_files", default=None, help="RecBole yaml config files, space separated")
     parser.add_argument("--baseline", default="rns", help="the label gains are relative to")
     parser.add_argument("--test", default="ttest", choices=METHODS, help="paired test over seeds")
@@ -783,6 +807,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         negatives=parse_negatives(args.negatives, arms),
         config_files=args.config_files.split() if args.config_files else None,
         overrides=dict(getattr(args, "overrides", None) or {}),
+        arm_overrides=parse_arm_config(args.arm_config, arms),
         baseline=args.baseline,
         test=args.test,
         analyses=args.analyses,

@@ -9,7 +9,15 @@ import math
 import pytest
 
 from recbole_hnlm.bench import harness
-from recbole_hnlm.bench.harness import Arm, BenchSettings, parse_arms, parse_negatives, run_bench, summarise
+from recbole_hnlm.bench.harness import (
+    Arm,
+    BenchSettings,
+    parse_arm_config,
+    parse_arms,
+    parse_negatives,
+    run_bench,
+    summarise,
+)
 
 TINY = {"embedding_size": 16, "train_batch_size": 2048, "show_progress": False, "state": "ERROR"}
 
@@ -139,6 +147,29 @@ def test_sampler_labels_and_stores(tmp_path):
     resolver = harness.StoreResolver(_settings(tmp_path, arms=one, negatives={"hnlm": "s/{seed}"}))
     assert resolver(one[1], "MF", 2021) == "s/2021"
     assert resolver(one[0], "MF", 2021) is None
+
+
+def test_arm_config_reaches_only_its_arm(tmp_path):
+    """--arm_config prompt:KEY=VALUE changes the prompt cells' config and key, no other cell's."""
+    from recbole_hnlm.bench.harness import cell_key
+
+    arms = parse_arms("rns,prompt")
+    per_arm = parse_arm_config(["prompt:semantic_missing=random", "prompt:semantic_alpha=0.2"], arms)
+    assert per_arm == {"prompt": {"semantic_missing": "random", "semantic_alpha": "0.2"}}
+    plain = _settings(tmp_path, arms=arms, overrides={"split_seed": 2020})
+    tuned = dataclasses.replace(plain, arm_overrides=per_arm)
+    assert tuned.cell_config(2021, "prompt") == {
+        **plain.cell_config(2021, "prompt"),
+        "semantic_missing": "random",
+        "semantic_alpha": "0.2",
+    }
+    assert tuned.cell_config(2021, "rns") == plain.cell_config(2021, "rns")
+    assert cell_key(tuned, "MF", arms[0], 2021, None) == cell_key(plain, "MF", arms[0], 2021, None)
+    assert cell_key(tuned, "MF", arms[1], 2021, "s") != cell_key(plain, "MF", arms[1], 2021, "s")
+    with pytest.raises(ValueError, match="no sampler labelled 'hnlm'"):
+        parse_arm_config(["hnlm:semantic_missing=random"], arms)
+    with pytest.raises(ValueError, match="LABEL:KEY=VALUE"):
+        parse_arm_config(["prompt:semantic_missing"], arms)
 
 
 def test_data_path_accepts_the_dataset_folder(tmp_path):
