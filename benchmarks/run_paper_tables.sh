@@ -18,8 +18,8 @@
 # writes a profile per item (~1/s here) and per user (history cut to PROMPT_BUDGET tokens: ~3 s each), ~75
 # min in all; then rlmrec-con aligns with the embedded profiles, hnlm-profiles runs HNLMRec with the
 # paper's profile-based queries, and prompt runs in its cheaper per-user mode (one request names PROMPT_K
-# negatives per user from the profile and NEGATIVES_BUDGET tokens of titles) instead of the paper's request
-# per interaction (80k requests, ~22 h here).
+# negatives per user from the profile and NEGATIVES_BUDGET tokens of titles: 943 requests, 89 min on one
+# core) instead of the paper's request per interaction (80k requests, ~22 h here).
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
