@@ -220,15 +220,20 @@ def _string(max_length: int | None = None) -> dict[str, Any]:
     return {"type": "string", **({"maxLength": max_length} if max_length else {})}
 
 
+def _answer_object(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object with exactly these keys, all required."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
 def profile_schema(summary_chars: int = 800, reasoning_chars: int = 1200) -> dict[str, Any]:
     """Profile JSON schema. Backends that decode under the schema (llama.cpp, vLLM) keep the strings within
     ``maxLength``, so short limits give short, complete answers instead of answers cut at ``max_tokens``."""
-    return {
-        "type": "object",
-        "properties": {"summarization": _string(summary_chars), "reasoning": _string(reasoning_chars)},
-        "required": ["summarization", "reasoning"],
-        "additionalProperties": False,
-    }
+    return _answer_object(summarization=_string(summary_chars), reasoning=_string(reasoning_chars))
 
 
 PROFILE_SCHEMA: dict[str, Any] = profile_schema()
@@ -240,12 +245,7 @@ NAME_CHARS = 200
 
 def negative_schema(reasoning_chars: int = 600) -> dict[str, Any]:
     """Interaction mode: one named negative for one (user, item) pair."""
-    return {
-        "type": "object",
-        "properties": {"hard_negative_item": _string(NAME_CHARS), "reasoning": _string(reasoning_chars)},
-        "required": ["hard_negative_item", "reasoning"],
-        "additionalProperties": False,
-    }
+    return _answer_object(hard_negative_item=_string(NAME_CHARS), reasoning=_string(reasoning_chars))
 
 
 NEGATIVE_SCHEMA: dict[str, Any] = negative_schema()
@@ -254,12 +254,7 @@ NEGATIVE_SCHEMA: dict[str, Any] = negative_schema()
 def negatives_schema(k: int, reasoning_chars: int = 1200) -> dict[str, Any]:
     """Per-user mode: ``k`` named negatives shared by the user's interactions."""
     names = {"type": "array", "items": _string(NAME_CHARS), "minItems": k, "maxItems": k}
-    return {
-        "type": "object",
-        "properties": {"hard_negative_items": names, "reasoning": _string(reasoning_chars)},
-        "required": ["hard_negative_items", "reasoning"],
-        "additionalProperties": False,
-    }
+    return _answer_object(hard_negative_items=names, reasoning=_string(reasoning_chars))
 
 
 def _nonempty(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], list[str]]:
