@@ -24,13 +24,21 @@ class HashEmbedder:
         return np.array([[len(t), sum(map(ord, t)) % 7, 1.0, -1.0] for t in texts], dtype=np.float32)
 
 
+# movies of the small view's histories (Toy Story and GoldenEye are not among them)
+NONE_TITLE, GARBAGE_TITLE, ECHO_TITLE = "Contact", "Scream", "Air Force One"
+
+
 def picky_reply(messages, schema):
-    """Answers "None" for Toy Story, garbage for GoldenEye (even after repair), a name otherwise."""
+    """Per interaction: "None" for Contact, garbage for Scream (even after repair), the placeholder for
+    Air Force One, a name otherwise."""
     first_user = next(m["content"] for m in messages if m["role"] == "user")
-    if "hard_negative_item" in json.dumps(schema or {}) and '"Toy Story"' in first_user:
-        return json.dumps({"hard_negative_item": "None", "reasoning": "nothing fits"})
-    if "hard_negative_item" in json.dumps(schema or {}) and '"GoldenEye"' in first_user:
-        return "I cannot answer in JSON, sorry."
+    if '"hard_negative_item"' in json.dumps(schema or {}):
+        if f'"{NONE_TITLE}"' in first_user:
+            return json.dumps({"hard_negative_item": "None", "reasoning": "nothing fits"})
+        if f'"{GARBAGE_TITLE}"' in first_user:
+            return "I cannot answer in JSON, sorry."
+        if f'"{ECHO_TITLE}"' in first_user:
+            return json.dumps({"hard_negative_item": "<the movie's name, or None>", "reasoning": "r"})
     return default_reply(messages, schema)
 
 
@@ -63,13 +71,17 @@ def test_negatives_store_and_counts(small_view, tmp_path, mode):
     names = [json.loads(x) for x in (tmp_path / "negatives" / "prompt.names.jsonl").read_text().splitlines()]
     assert len(names) == len(store)
     if mode == "interaction":
-        toy = sum(1 for items in small_view.histories.values() for i in items if i == "1")
-        golden = sum(1 for items in small_view.histories.values() for i in items if i == "2")
+        by_title = {
+            title: {(u, i) for u, i in pairs if small_view.items[i].title == title}
+            for title in (NONE_TITLE, GARBAGE_TITLE, ECHO_TITLE)
+        }
+        assert all(by_title.values())  # each case occurs in the view
+        none, garbage, echo = (len(by_title[t]) for t in (NONE_TITLE, GARBAGE_TITLE, ECHO_TITLE))
         assert report["total"] == len(pairs)
-        assert report["skipped"] == ({"none_answer": toy} if toy else {})
-        assert report["counts"]["failed"] == golden
-        assert len(store) == len(pairs) - toy - golden  # no row invented for None or failures
-        assert ("1", "1") not in keys
+        assert report["skipped"] == {"none_answer": none, "template_echo": echo}
+        assert report["counts"]["failed"] == garbage
+        assert len(store) == len(pairs) - none - garbage - echo  # no row for None, failures or echoes
+        assert not keys & set().union(*by_title.values())
     else:
         assert report["total"] == len(small_view.histories) and len(store) == len(pairs)
         per_user = {}
