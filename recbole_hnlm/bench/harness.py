@@ -169,7 +169,7 @@ class BenchSettings:
         path = self.negatives.get(label)
         return None if path is None else path.replace("{seed}", str(seed))
 
-    def cell_config(self, seed: int, label: str | None = None) -> dict[str, Any]:
+    def cell_config(self, seed: int, label: str) -> dict[str, Any]:
         """The config overrides of a cell: every cell's, then those of its arm (``label``)."""
         config: dict[str, Any] = {**self.overrides, **self.arm_overrides.get(label, {})}
         config.update(seed=seed, output_dir=self.runs_dir)

@@ -134,8 +134,8 @@ def test_transformers_smollm2_generates_profile(shared_data):
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
-def test_llamacpp_threads_follow_cpu_affinity():
-    """A process pinned to one CPU (``taskset -c N``) gets one llama.cpp thread, not one per core."""
+def test_usable_cpus_follows_cpu_affinity():
+    """A process pinned to one CPU (``taskset -c N``) may use 1 CPU: LlamaCppChat's default thread count."""
     code = (
         "import os\n"
         "from recbole_hnlm.llm.backends import usable_cpus\n"
