@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -156,6 +157,7 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0  # wall time of all attempts; cached with the answer, so reruns know its cost
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,10 +198,16 @@ def generate_structured(
     max_repairs: int = 2,
 ) -> Outcome:
     """Ask, validate, repair up to ``max_repairs`` times, then fall back; transport errors propagate."""
+    start = time.perf_counter()
     conversation = list(messages)
     all_errors: list[str] = []
     prompt_tokens = completion_tokens = 0
     raw = ""
+
+    def outcome(status: str, value: dict[str, Any] | None, attempts: int) -> Outcome:
+        seconds = time.perf_counter() - start
+        return Outcome(status, value, raw, attempts, all_errors, prompt_tokens, completion_tokens, seconds)
+
     for attempt in range(max_repairs + 1):
         result = backend.chat(conversation, params=params, schema=task.schema)
         prompt_tokens += result.prompt_tokens
@@ -207,13 +215,11 @@ def generate_structured(
         raw = result.text
         value, errors = parse_answer(raw, task)
         if value is not None:
-            status = "ok" if attempt == 0 else "repaired"
-            return Outcome(status, value, raw, attempt + 1, all_errors, prompt_tokens, completion_tokens)
+            return outcome("ok" if attempt == 0 else "repaired", value, attempt + 1)
         all_errors.extend(f"attempt {attempt + 1}: {e}" for e in errors)
         conversation = [*conversation, {"role": "assistant", "content": raw}, repair_message(task, errors)]
     fallback = task.fallback(raw) if task.fallback else None
-    status = "fallback" if fallback is not None else "failed"
-    return Outcome(status, fallback, raw, max_repairs + 1, all_errors, prompt_tokens, completion_tokens)
+    return outcome("fallback" if fallback is not None else "failed", fallback, max_repairs + 1)
 
 
 def _string(max_length: int | None = None) -> dict[str, Any]:
@@ -230,7 +236,16 @@ def _answer_object(**properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def profile_schema(summary_chars: int = 800, reasoning_chars: int = 1200) -> dict[str, Any]:
+# Default caps of the answers' strings (the pipeline's settings default to these too): a small model's
+# answer stays a short, closed JSON object within max_tokens
+PROFILE_SUMMARY_CHARS = 160
+PROFILE_REASONING_CHARS = 80
+NEGATIVE_REASONING_CHARS = 160
+
+
+def profile_schema(
+    summary_chars: int = PROFILE_SUMMARY_CHARS, reasoning_chars: int = PROFILE_REASONING_CHARS
+) -> dict[str, Any]:
     """Profile JSON schema. Backends that decode under the schema (llama.cpp, vLLM) keep the strings within
     ``maxLength``, so short limits give short, complete answers instead of answers cut at ``max_tokens``."""
     return _answer_object(summarization=_string(summary_chars), reasoning=_string(reasoning_chars))
@@ -238,12 +253,10 @@ def profile_schema(summary_chars: int = 800, reasoning_chars: int = 1200) -> dic
 
 PROFILE_SCHEMA: dict[str, Any] = profile_schema()
 
-# a title fits in 200 characters; the reasoning's cap, like the profile's, keeps a looping small model's
-# answer a closed JSON object within max_tokens
-NAME_CHARS = 200
+NAME_CHARS = 200  # a title fits
 
 
-def negative_schema(reasoning_chars: int = 600) -> dict[str, Any]:
+def negative_schema(reasoning_chars: int = NEGATIVE_REASONING_CHARS) -> dict[str, Any]:
     """Interaction mode: one named negative for one (user, item) pair."""
     return _answer_object(hard_negative_item=_string(NAME_CHARS), reasoning=_string(reasoning_chars))
 
@@ -251,7 +264,7 @@ def negative_schema(reasoning_chars: int = 600) -> dict[str, Any]:
 NEGATIVE_SCHEMA: dict[str, Any] = negative_schema()
 
 
-def negatives_schema(k: int, reasoning_chars: int = 1200) -> dict[str, Any]:
+def negatives_schema(k: int, reasoning_chars: int = NEGATIVE_REASONING_CHARS) -> dict[str, Any]:
     """Per-user mode: ``k`` named negatives shared by the user's interactions."""
     names = {"type": "array", "items": _string(NAME_CHARS), "minItems": k, "maxItems": k}
     return _answer_object(hard_negative_items=names, reasoning=_string(reasoning_chars))
@@ -264,10 +277,15 @@ def _nonempty(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], list[str]]:
     return check
 
 
-def _profile_fallback(raw: str) -> dict[str, Any] | None:
-    """Keep a non-JSON answer's prose as the summarization (status ``fallback``); nothing if empty."""
-    text = " ".join(re.sub(r"[{}\[\]`\"]", " ", raw).split())
-    return {"summarization": text[:800], "reasoning": ""} if len(text) >= 20 else None
+def _profile_fallback(summary_chars: int) -> Callable[[str], dict[str, Any] | None]:
+    """Keep a non-JSON answer's prose, cut to the summary's cap, as the summarization (status
+    ``fallback``); nothing if it is empty."""
+
+    def fallback(raw: str) -> dict[str, Any] | None:
+        text = " ".join(re.sub(r"[{}\[\]`\"]", " ", raw).split())
+        return {"summarization": text[:summary_chars], "reasoning": ""} if len(text) >= 20 else None
+
+    return fallback
 
 
 MAX_NEGATIVE_WORDS = 20
@@ -284,22 +302,24 @@ def _negative_check(value: dict[str, Any]) -> list[str]:
     return errors
 
 
-def profile_task(summary_chars: int = 800, reasoning_chars: int = 1200) -> StructuredTask:
+def profile_task(
+    summary_chars: int = PROFILE_SUMMARY_CHARS, reasoning_chars: int = PROFILE_REASONING_CHARS
+) -> StructuredTask:
     schema = profile_schema(summary_chars, reasoning_chars)
-    return StructuredTask("profile", schema, _nonempty(("summarization",)), _profile_fallback)
+    return StructuredTask("profile", schema, _nonempty(("summarization",)), _profile_fallback(summary_chars))
 
 
 PROFILE_TASK = profile_task()
 
 
-def negative_task(reasoning_chars: int = 600) -> StructuredTask:
+def negative_task(reasoning_chars: int = NEGATIVE_REASONING_CHARS) -> StructuredTask:
     return StructuredTask("hard_negative", negative_schema(reasoning_chars), _negative_check, None)
 
 
 NEGATIVE_TASK = negative_task()
 
 
-def negatives_task(k: int, reasoning_chars: int = 1200) -> StructuredTask:
+def negatives_task(k: int, reasoning_chars: int = NEGATIVE_REASONING_CHARS) -> StructuredTask:
     schema = negatives_schema(k, reasoning_chars)
     return StructuredTask(f"hard_negatives_{k}", schema, _negative_check, None)
 

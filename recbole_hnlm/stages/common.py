@@ -12,6 +12,7 @@ from typing import Any
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from recbole_hnlm.llm.parsing import NEGATIVE_REASONING_CHARS, PROFILE_REASONING_CHARS, PROFILE_SUMMARY_CHARS
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,9 +34,9 @@ class LLMSettings:
     llm_temperature: float = 0.0
     llm_seed: int = 0
     llm_max_repairs: int = 2
-    profile_summary_chars: int = 160
-    profile_reasoning_chars: int = 80
-    negative_reasoning_chars: int = 160
+    profile_summary_chars: int = PROFILE_SUMMARY_CHARS
+    profile_reasoning_chars: int = PROFILE_REASONING_CHARS
+    negative_reasoning_chars: int = NEGATIVE_REASONING_CHARS
     prompt_max_tokens: int = 1500
     item_noun: str = "item"
     embedder: str = DEFAULT_EMBEDDER

@@ -12,6 +12,7 @@ from recbole_hnlm.llm.parsing import (
     is_none_answer,
     is_template_echo,
     negatives_task,
+    profile_task,
     validate,
 )
 
@@ -115,3 +116,23 @@ def test_generate_ok_repaired_fallback_failed():
 
     failed = generate_structured(Scripted(["{}", "{}"]), [], NEGATIVE_TASK, params, max_repairs=1)
     assert failed.status == "failed" and failed.value is None and len(failed.errors) == 4
+
+
+def test_profile_fallback_is_cut_to_the_summary_cap():
+    """The prose kept by the fallback obeys the same maxLength as a schema-valid summarization."""
+    prose = "A long answer that is not JSON but still describes the movie well. " * 4
+    task = profile_task(summary_chars=30)
+    fb = generate_structured(Scripted([prose]), [], task, GenerationParams(), max_repairs=0)
+    assert fb.status == "fallback" and fb.value["summarization"] == prose[:30]
+    assert task.schema["properties"]["summarization"]["maxLength"] == 30
+
+
+def test_public_tasks_use_the_pipeline_default_caps():
+    from recbole_hnlm.stages.common import LLMSettings
+
+    defaults = LLMSettings()
+    props = PROFILE_TASK.schema["properties"]
+    assert props["summarization"]["maxLength"] == defaults.profile_summary_chars
+    assert props["reasoning"]["maxLength"] == defaults.profile_reasoning_chars
+    reasoning = NEGATIVE_TASK.schema["properties"]["reasoning"]["maxLength"]
+    assert reasoning == defaults.negative_reasoning_chars
