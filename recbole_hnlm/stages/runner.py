@@ -34,15 +34,26 @@ class StageReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    request_seconds: float = 0.0  # summed over requests: above `seconds` when they run concurrently
+    # what the answers taken from the cache cost when they were generated (request seconds are recorded
+    # with answers cached since they carry them), so a rerun's report still says what the stage costs
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    cached_request_seconds: float = 0.0
     error_examples: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, outcome: Outcome, *, cached: bool) -> None:
         self.counts[outcome.status] += 1
         self.cached += int(cached)
-        if not cached:
+        if cached:
+            self.cached_prompt_tokens += outcome.prompt_tokens
+            self.cached_completion_tokens += outcome.completion_tokens
+            self.cached_request_seconds += outcome.seconds
+        else:
             self.prompt_tokens += outcome.prompt_tokens
             self.completion_tokens += outcome.completion_tokens
+            self.request_seconds += outcome.seconds
         if outcome.status in ("fallback", "failed") and len(self.error_examples) < 5 and outcome.errors:
             self.error_examples.append(outcome.errors[-1][:300])
 
@@ -57,6 +68,10 @@ class StageReport:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "seconds": round(self.seconds, 3),
+            "request_seconds": round(self.request_seconds, 3),
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "cached_completion_tokens": self.cached_completion_tokens,
+            "cached_request_seconds": round(self.cached_request_seconds, 3),
             "error_examples": self.error_examples,
             **self.extra,
         }
@@ -64,12 +79,18 @@ class StageReport:
     def summary(self) -> str:
         c = self.as_dict()["counts"]
         rate = self.completion_tokens / self.seconds if self.seconds else 0.0
-        return (
+        line = (
             f"[{self.stage}] {self.total} records: {c['ok']} ok, {c['repaired']} repaired, "
             f"{c['fallback']} fallback, "
             f"{c['failed']} failed ({self.cached} from cache); tokens {self.prompt_tokens} in / "
             f"{self.completion_tokens} out ({rate:.1f} tok/s); {self.seconds:.1f} s"
         )
+        if self.cached:
+            line += (
+                f"; the cached answers cost {self.cached_prompt_tokens} in / "
+                f"{self.cached_completion_tokens} out, {self.cached_request_seconds:.1f} request-s"
+            )
+        return line
 
 
 def cache_key(request: LLMRequest, backend: ChatBackend, params: GenerationParams, max_repairs: int) -> str:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from stage_data import ml100k_view
 from standin import StandIn
 
@@ -57,6 +58,13 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
         meta2 = generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
         assert server.calls["/api/chat"] == first_calls  # everything came from the cache
         assert meta2["reports"][0]["cached"] == len(items)
+        # the rerun generated nothing, and still reports what its (cached) answers cost
+        for first, again in zip(meta["reports"], meta2["reports"], strict=True):
+            assert again["prompt_tokens"] == again["completion_tokens"] == 0 < first["prompt_tokens"]
+            assert again["cached_prompt_tokens"] == first["prompt_tokens"]
+            assert again["cached_completion_tokens"] == first["completion_tokens"]
+            assert again["cached_request_seconds"] == pytest.approx(first["request_seconds"], abs=0.01)
+            assert first["request_seconds"] > 0 and again["request_seconds"] == 0
 
 
 def test_embedding_a_folder_written_without_embeddings(small_view, tmp_path):
