@@ -160,7 +160,7 @@ def main() -> int:
         f"| prepare / bare (same run) | {result['prepare_over_bare']}x |",
         f"| peak RSS before / after prepare | {result['peak_rss_mib_before_prepare']} / "
         f"{result['peak_rss_mib_after_prepare']} MiB |",
-        f"| tracemalloc peak | {result['tracemalloc_peak_mib']} MiB |",
+        *([f"| tracemalloc peak | {result['tracemalloc_peak_mib']} MiB |"] if args.tracemalloc else []),
         f"| output users / items / interactions | {card['users']:,} / {card['items']:,} / "
         f"{card['interactions']:,} |",
         "",
