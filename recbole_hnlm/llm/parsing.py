@@ -177,14 +177,26 @@ def parse_answer(text: str, task: StructuredTask) -> tuple[dict[str, Any] | None
     return (None, errors) if errors else ({k: value[k] for k in task.field_names() if k in value}, [])
 
 
+def describe_value(schema: dict[str, Any]) -> str:
+    """A JSON-schema value in words for the repair prompt: "a list of 3 strings of at most 200 characters"."""
+    cap = f" of at most {schema['maxLength']} characters" if "maxLength" in schema else ""
+    if schema.get("type") == "array":
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        count = f"{low} " if low is not None and low == high else ""
+        item = describe_value(schema.get("items", {}))
+        return f"a list of {count}{item.removeprefix('a ').replace('string', 'strings', 1)}"
+    return f"a {schema.get('type', 'value')}{cap}"
+
+
 def repair_message(task: StructuredTask, errors: list[str]) -> dict[str, str]:
-    keys = ", ".join(f'"{k}"' for k in task.field_names())
+    """The follow-up turn after an unusable answer: what was wrong and the exact shape expected."""
+    fields = "; ".join(f'"{k}": {describe_value(v)}' for k, v in task.schema.get("properties", {}).items())
     problems = "; ".join(errors[:5])
     return {
         "role": "user",
         "content": (
             f"Your previous answer could not be used ({problems}). Reply again with only one JSON object "
-            f"with the keys {keys} and string values, and nothing else."
+            f"with these keys ({fields}), and nothing else."
         ),
     }
 

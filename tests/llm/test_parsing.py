@@ -13,6 +13,7 @@ from recbole_hnlm.llm.parsing import (
     is_template_echo,
     negatives_task,
     profile_task,
+    repair_message,
     validate,
 )
 
@@ -136,3 +137,14 @@ def test_public_tasks_use_the_pipeline_default_caps():
     assert props["reasoning"]["maxLength"] == defaults.profile_reasoning_chars
     reasoning = NEGATIVE_TASK.schema["properties"]["reasoning"]["maxLength"]
     assert reasoning == defaults.negative_reasoning_chars
+
+
+def test_repair_message_states_each_keys_shape():
+    """The per-user task wants a list: the repair turn must not ask for string values only."""
+    errors = ["$.hard_negative_items: expected array"]
+    text = repair_message(negatives_task(3, reasoning_chars=50), errors)["content"]
+    assert '"hard_negative_items": a list of 3 strings of at most 200 characters' in text
+    assert '"reasoning": a string of at most 50 characters' in text and errors[0] in text
+    profile = repair_message(profile_task(30, 20), [])["content"]
+    expected = '"summarization": a string of at most 30 characters; "reasoning": a string of at most 20'
+    assert expected in profile
