@@ -44,6 +44,9 @@ fi
 # SAMPLERS=a,b runs only those arms of a dataset's grid (e.g. two processes, one per core, building the hnlm
 # store beside the baselines); the cells land in the same cache, and a final run without it writes the table.
 samplers() { echo "${SAMPLERS:-$1}"; }
+# has ARMS LABEL: the comma-separated ARMS select LABEL (written `label` or `label:sampler`); a store or an
+# --arm_config is passed only for a selected arm (the harness rejects one for an arm it does not run)
+has() { [[ ",$1," == *",$2,"* || ",$1," == *",$2:"* ]]; }
 # CACHED_ONLY=1 trains nothing: the tables from the finished cells, listing the missing ones (see ml-1m).
 CACHED_ONLY="${CACHED_ONLY:-0}"
 CACHED=()
@@ -62,36 +65,48 @@ bench() {
 }
 
 ml100k() {  # embedded; text: movie_title, release_year, class
-  # HNLM_STORE_ML100K: reuse a store built by the default pipeline (same split) instead of rebuilding it
-  local stores=(${HNLM_STORE_ML100K:+--negatives "hnlm=$HNLM_STORE_ML100K"})
   local arms="$BASELINES,hnlm"
   if [[ -n "$LLM_SAMPLERS" ]]; then
-    # hnlm-profiles: HNLMRec with the paper's queries (user profile + item profile), its artefacts in a
-    # folder of their own beside the profile-free ones
-    local profiled=artifacts/with-profiles
-    if [[ "$CACHED_ONLY" != "1" ]]; then
-      # LLM requests are cached, so a rerun only re-embeds; the stages below reuse what matches
-      local llm=(--dataset ml-100k --split_seed=2020 --no_progress)
-      recbole-hnlm profiles "${llm[@]}" --prompt_max_tokens "$PROMPT_BUDGET" --embed
+    arms+=",hnlm-profiles:hnlm$LLM_SAMPLERS"
+  fi
+  arms="$(samplers "$arms")"
+  local stores=()
+  if has "$arms" hnlm && [[ -n "${HNLM_STORE_ML100K:-}" ]]; then
+    # reuse a store built by the default pipeline (same split) instead of rebuilding it
+    stores+=(--negatives "hnlm=$HNLM_STORE_ML100K")
+  fi
+  # hnlm-profiles: HNLMRec with the paper's queries (user profile + item profile), its artefacts in a folder
+  # of their own beside the profile-free ones
+  local profiled=artifacts/with-profiles
+  if [[ -n "$LLM_SAMPLERS" && "$CACHED_ONLY" != "1" ]]; then
+    # LLM requests are cached, so a rerun only re-embeds; the stages below reuse what matches
+    local llm=(--dataset ml-100k --split_seed=2020 --no_progress)
+    recbole-hnlm profiles "${llm[@]}" --prompt_max_tokens "$PROMPT_BUDGET" --embed
+    if has "$arms" prompt; then
       recbole-hnlm negatives "${llm[@]}" --prompt_max_tokens "$NEGATIVES_BUDGET" --mode user --k "$PROMPT_K"
+    fi
+    if has "$arms" hnlm-profiles; then
       mkdir -p "$profiled/ml-100k" && rm -rf "$profiled/ml-100k/profiles"
       cp -r artifacts/ml-100k/profiles "$profiled/ml-100k/profiles"
       local keys=(--dataset ml-100k --split_seed=2020 --hnlm_use_profiles=true --artifact_dir="$profiled")
       recbole-hnlm finetune "${keys[@]}" --no_progress
       recbole-hnlm infer "${keys[@]}" --no_progress
     fi
+  fi
+  if has "$arms" prompt; then
     # the users whose answer failed (SmolLM2 loops a name past the 20-word check) have no prompt negatives:
     # their pairs train with the random negative alone, counted in the table's missing_semantic_pairs
-    stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt"
-      --negatives "hnlm-profiles=$profiled/ml-100k/negatives/hnlm" --arm_config prompt:semantic_missing=random)
-    arms+=",hnlm-profiles:hnlm$LLM_SAMPLERS"
+    stores+=(--negatives "prompt=artifacts/ml-100k/negatives/prompt" --arm_config prompt:semantic_missing=random)
   fi
-  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$(samplers "$arms")" ${stores[@]+"${stores[@]}"}
+  if has "$arms" hnlm-profiles; then
+    stores+=(--negatives "hnlm-profiles=$profiled/ml-100k/negatives/hnlm")
+  fi
+  bench --dataset ml-100k --epochs "$EPOCHS_ML100K" --samplers "$arms" ${stores[@]+"${stores[@]}"}
 }
 
 toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only
-  bench --dataset toys --data_path "$DATA" --epochs "$EPOCHS_TOYS" \
-    --samplers "$(samplers "$BASELINES,hnlm$LLM_SAMPLERS")" --text_fields="['keywords']"
+  bench --dataset toys --data_path "$DATA" --epochs "$EPOCHS_TOYS" --samplers "$(samplers "$BASELINES,hnlm")" \
+    --text_fields="['keywords']"
 }
 
 ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
@@ -101,7 +116,15 @@ ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
   # MF:3:$BASELINES"`, then `LIMIT=300` with LightGCN:2 and MF:3 (two sessions of 7 and 5 minutes); the
   # table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`, which lists the cells that did not
   # finish. No hnlm arm: the embedder (84 MB) could not travel there.
-  bench --dataset ml-1m --data_path "$DATA" --epochs "$EPOCHS_ML1M" --samplers "$(samplers "$BASELINES,hnlm$LLM_SAMPLERS")"
+  # The hnlm store's CF supervision model (LightGCN, mining 1000 triples) trains CF_EPOCHS_ML1M epochs instead
+  # of 20: ~2.4 min per epoch on one core here.
+  local arms
+  arms="$(samplers "$BASELINES,hnlm")"
+  local hnlm=()
+  if has "$arms" hnlm; then
+    hnlm=(--arm_config "hnlm:hnlm_cf_epochs=${CF_EPOCHS_ML1M:-5}")
+  fi
+  bench --dataset ml-1m --data_path "$DATA" --epochs "$EPOCHS_ML1M" --samplers "$arms" ${hnlm[@]+"${hnlm[@]}"}
 }
 
 yelp() {  # RLMRec's Yelp split, IDs only: no text, so no LLM stage and no semantic sampler can run.
