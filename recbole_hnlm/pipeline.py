@@ -8,8 +8,12 @@ negatives (the v1 pipeline). Both print where every artefact is and write ``pipe
 
 Config keys read here (besides each stage's own): ``hnlm_embedder`` (an adapter folder from another
 dataset: skip supervision and fine-tuning, the generalisation setting), ``hnlm_use_profiles`` (false: no
-LLM profiles, queries from item text and history titles), ``hnlm_profile_max_tokens`` (generation cap of
-the profile stage when ``llm_max_tokens`` is not set: short outputs keep the embedded SmolLM2 in budget).
+LLM profiles, queries from item text and history titles), ``prompt_negatives_mode`` and
+``prompt_negatives_k`` (the prompt store: one negative per interaction, or K per user).
+
+Profiles and the prompt store are reused only when they were written for this dataset, this training
+split (the LLM reads the users' training histories) and these LLM settings; otherwise they are generated
+again, the LLM answers coming from the request cache where the prompts did not change.
 """
 
 from __future__ import annotations
@@ -20,10 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.io import atomic_write_json
+from recbole_hnlm.io import atomic_write_json, config_fingerprint
 from recbole_hnlm.stages.supervision import artifact_dir, config_value, training_view
-
-DEFAULT_PROFILE_MAX_TOKENS = 96
 
 
 def _stamp(folder: Path) -> int | None:
@@ -60,26 +62,27 @@ class StageLog:
 def _llm_settings(config: Any) -> Any:
     from recbole_hnlm.stages.common import LLMSettings
 
-    cli = argparse.Namespace()
-    if config_value(config, "llm_max_tokens") is None:
-        cli.llm_max_tokens = int(config_value(config, "hnlm_profile_max_tokens", DEFAULT_PROFILE_MAX_TOKENS))
-    return LLMSettings.resolve(config, cli)
+    return LLMSettings.resolve(config, argparse.Namespace())
 
 
 def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True) -> Path:
-    """``<root>/profiles``: reused when it belongs to this dataset, else generated with the configured LLM."""
-    import json
-
-    from recbole_hnlm.stages.profiles import generate_profiles
+    """``<root>/profiles``: reused when written for this dataset, split and LLM settings, else generated."""
+    from recbole_hnlm.stages.profiles import (
+        ProfilesMismatchError,
+        ProfilesMissingError,
+        checked_profiles_meta,
+        generate_profiles,
+        profile_settings_fingerprint,
+    )
 
     folder = root / "profiles"
-    meta_file = folder / "meta.json"
-    if (
-        meta_file.is_file()
-        and json.loads(meta_file.read_text()).get("dataset_fingerprint") == view.dataset_fingerprint
-    ):
-        return folder
     settings = _llm_settings(config)
+    try:
+        meta = checked_profiles_meta(folder, view)
+        if meta.get("config_fingerprint") == profile_settings_fingerprint(settings):
+            return folder
+    except (ProfilesMissingError, ProfilesMismatchError):
+        pass
     backend = settings.backend()
     try:
         generate_profiles(view, backend, settings, root, progress=progress)
@@ -139,7 +142,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
 def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
     """The prompt-only store (an LLM names one hard negative per interaction) of ``config``'s dataset."""
     from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
-    from recbole_hnlm.stages.prompt_negatives import generate_negatives
+    from recbole_hnlm.stages.prompt_negatives import generate_negatives, negatives_config
 
     root = artifact_dir(config)
     log = StageLog()
@@ -149,17 +152,23 @@ def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
     store_dir = root / "negatives" / "prompt"
 
     def negatives() -> Path:
+        settings = _llm_settings(config)
+        mode = config_value(config, "prompt_negatives_mode", "interaction")
+        k = int(config_value(config, "prompt_negatives_k", 3))
         try:
-            if SemanticNegativeStore(store_dir).meta.dataset_fingerprint == view.dataset_fingerprint:
+            meta = SemanticNegativeStore(store_dir).meta
+            if (
+                meta.dataset_fingerprint == view.dataset_fingerprint
+                and meta.details.get("split_fingerprint") == view.split_fingerprint
+                and meta.config_fingerprint == config_fingerprint(negatives_config(settings, mode, k))
+            ):
                 return store_dir
         except StoreError:
             pass
-        settings = _llm_settings(config)
         backend = settings.backend()
         try:
-            mode = config_value(config, "prompt_negatives_mode", "interaction")
             generate_negatives(
-                view, backend, settings.make_embedder(), settings, root, mode=mode, progress=progress
+                view, backend, settings.make_embedder(), settings, root, mode=mode, k=k, progress=progress
             )
         finally:
             backend.close()

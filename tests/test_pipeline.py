@@ -66,7 +66,7 @@ def test_rlmrec_run_embeds_the_profiles_the_pipeline_made(in_tmp, monkeypatch):
     from recbole_hnlm import pipeline
     from recbole_hnlm.config import make_config
     from recbole_hnlm.quick_start import run_hnlm
-    from recbole_hnlm.stages.profiles import write_profiles
+    from recbole_hnlm.stages.profiles import profile_settings_fingerprint, write_profiles
     from recbole_hnlm.stages.supervision import training_view
 
     settings = {**FAST, "artifact_dir": str(in_tmp / "artifacts")}
@@ -77,10 +77,15 @@ def test_rlmrec_run_embeds_the_profiles_the_pipeline_made(in_tmp, monkeypatch):
         return [{"token": t, "summarization": text[t], "reasoning": "r", "status": "ok"} for t in tokens]
 
     folder = in_tmp / "artifacts" / "ml-100k" / "profiles"
-    meta = {"dataset_fingerprint": view.dataset_fingerprint}
+    real = pipeline._llm_settings(make_config("LightGCN", "ml-100k", config_dict=settings))
+    meta = {
+        "dataset_fingerprint": view.dataset_fingerprint,
+        "split_fingerprint": view.split_fingerprint,
+        "config_fingerprint": profile_settings_fingerprint(real),
+    }
     write_profiles(folder, records(view.items), records(view.histories), meta=meta)
-    # the profiles belong to this split, so no LLM is asked; only the embedder runs
-    llm = SimpleNamespace(make_embedder=WordCountEmbedder)
+    # the profiles belong to this split and these settings, so no LLM is asked; only the embedder runs
+    llm = SimpleNamespace(make_embedder=WordCountEmbedder, as_dict=real.as_dict)
     monkeypatch.setattr(pipeline, "_llm_settings", lambda config: llm)
 
     record = run_hnlm("LightGCN", "ml-100k", "rlmrec-con", config_dict=settings, saved=False)
@@ -89,3 +94,29 @@ def test_rlmrec_run_embeds_the_profiles_the_pipeline_made(in_tmp, monkeypatch):
     vectors = np.load(folder / "item_embeddings.npy")
     assert vectors.shape == (len(view.items), 2)
     assert vectors[:, 0].tolist() == [2 * (int(t) % 3 + 1) for t in view.items]
+
+
+def test_profiles_are_generated_again_for_another_split_or_settings(in_tmp, monkeypatch):
+    """Reused only when written for this dataset, split and LLM settings; otherwise the LLM runs again."""
+    from recbole_hnlm import pipeline
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.stages import profiles
+    from recbole_hnlm.stages.supervision import training_view
+
+    config = make_config("LightGCN", "ml-100k", config_dict={**FAST, "artifact_dir": str(in_tmp / "a")})
+    view = training_view(config)
+    root = in_tmp / "a" / "ml-100k"
+    settings = pipeline._llm_settings(config)
+    calls = []
+    monkeypatch.setattr(profiles, "generate_profiles", lambda view, backend, *a, **k: calls.append(backend))
+    monkeypatch.setattr(type(settings), "backend", lambda self: SimpleNamespace(close=lambda: None))
+    good = {
+        "dataset_fingerprint": view.dataset_fingerprint,
+        "split_fingerprint": view.split_fingerprint,
+        "config_fingerprint": profiles.profile_settings_fingerprint(settings),
+    }
+    for changed, expected_calls in ((None, 0), ("split_fingerprint", 1), ("config_fingerprint", 2)):
+        meta = {**good, **({changed: "other"} if changed else {})}
+        profiles.write_profiles(root / "profiles", [], [], meta=meta)
+        assert pipeline.ensure_profiles(config, root, view, progress=False) == root / "profiles"
+        assert len(calls) == expected_calls, changed

@@ -6,9 +6,11 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
@@ -131,6 +133,12 @@ class TrainingView:
     histories: dict[str, list[str]]  # user token -> item tokens of its training interactions, in order
     reviews: dict[tuple[str, str], str]
     config: Any = None
+
+    @cached_property
+    def split_fingerprint(self) -> str:
+        """The training interactions themselves: what an LLM reads of a user comes from them, so profiles
+        and stores written for one split must not serve another (its test items would leak in)."""
+        return fingerprint(sorted(self.histories.items()))
 
 
 def artifact_root(config: Any, args: argparse.Namespace, dataset: str) -> Path:

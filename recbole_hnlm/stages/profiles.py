@@ -34,6 +34,46 @@ from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 USABLE = ("ok", "repaired", "fallback")
 
 
+class ProfilesMissingError(FileNotFoundError):
+    pass
+
+
+class ProfilesMismatchError(ValueError):
+    """The profiles were written for another dataset or another training split."""
+
+
+def checked_profiles_meta(folder: Path, view: TrainingView) -> dict[str, Any]:
+    """``folder/meta.json``, checked to belong to this dataset *and* this training split: user profiles
+    written from another split's histories would carry its test interactions into training."""
+    meta_file = folder / "meta.json"
+    if not meta_file.is_file():
+        raise ProfilesMissingError(f"{meta_file} not found: run `recbole-hnlm profiles` for this dataset")
+    meta = json.loads(meta_file.read_text())
+    for key, ours in (
+        ("dataset_fingerprint", view.dataset_fingerprint),
+        ("split_fingerprint", view.split_fingerprint),
+    ):
+        if meta.get(key) != ours:
+            raise ProfilesMismatchError(
+                f"{meta_file}: {key} is {meta.get(key)}, but dataset {view.dataset!r} with this split has "
+                f"{ours}; rerun `recbole-hnlm profiles` (its LLM answers are cached)"
+            )
+    return meta
+
+
+def usable_summaries(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(user, item) token -> summarization of the profiles an LLM answered (fallbacks included)."""
+
+    def usable(path: Path) -> dict[str, str]:
+        return {
+            t: r["summarization"]
+            for t, r in read_profiles(path).items()
+            if r.get("status") in USABLE and r.get("summarization")
+        }
+
+    return usable(folder / "users.jsonl"), usable(folder / "items.jsonl")
+
+
 def profile_record(token: str, outcome: Outcome) -> dict[str, Any]:
     value = outcome.value or {}
     return {
@@ -157,6 +197,17 @@ def embed_profile_folder(folder: Path, embedder: Embedder) -> None:
     write_profiles(folder, items, users, meta=meta, embedder=embedder)
 
 
+def _shaping(settings: LLMSettings) -> dict[str, Any]:
+    """The settings that shape the profiles' text (the embedder only embeds it afterwards)."""
+    return {k: v for k, v in settings.as_dict().items() if not k.startswith("embedder")}
+
+
+def profile_settings_fingerprint(
+    settings: LLMSettings, *, max_items: int | None = None, max_users: int | None = None
+) -> str:
+    return config_fingerprint({**_shaping(settings), "max_items": max_items, "max_users": max_users})
+
+
 def generate_profiles(
     view: TrainingView,
     backend: ChatBackend,
@@ -177,13 +228,15 @@ def generate_profiles(
         entries = user_histories(histories, view.items, summaries, view.reviews)
         user_records, user_report = user_profiles(entries, backend, cache, settings, progress=progress)
     reports = [item_report.as_dict(), user_report.as_dict()]
-    shaping = {k: v for k, v in settings.as_dict().items() if not k.startswith("embedder")}
     meta = {
         "stage": "profiles",
         "dataset": view.dataset,
         "dataset_fingerprint": view.dataset_fingerprint,
-        "config_fingerprint": config_fingerprint({**shaping, "max_items": max_items, "max_users": max_users}),
-        "settings": shaping,
+        "split_fingerprint": view.split_fingerprint,
+        "config_fingerprint": profile_settings_fingerprint(
+            settings, max_items=max_items, max_users=max_users
+        ),
+        "settings": _shaping(settings),
         "backend": {"name": backend.name, "model": backend.model},
         "reports": reports,
     }

@@ -28,42 +28,17 @@ from recbole_hnlm.llm.embedders import Embedder
 from recbole_hnlm.llm.parsing import is_none_answer, is_template_echo, negative_task, negatives_task
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
 from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
-from recbole_hnlm.stages.profiles import USABLE, read_profiles
+from recbole_hnlm.stages.profiles import checked_profiles_meta, usable_summaries
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 MODES = ("interaction", "user")
 PRODUCER = "prompt_negatives"
 
 
-class ProfilesMissingError(FileNotFoundError):
-    pass
-
-
-def load_profile_summaries(
-    profiles_dir: Path, dataset_fingerprint: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Usable user and item summaries from stage 1, checked to belong to this dataset."""
-    meta_file = profiles_dir / "meta.json"
-    if not meta_file.is_file():
-        raise ProfilesMissingError(
-            f"{meta_file} not found: run `recbole-hnlm profiles` for this dataset first"
-        )
-    meta = json.loads(meta_file.read_text())
-    if meta.get("dataset_fingerprint") != dataset_fingerprint:
-        raise ValueError(
-            f"{meta_file}: profiles were built for dataset {meta.get('dataset')!r} with fingerprint "
-            f"{meta.get('dataset_fingerprint')}, but this dataset has fingerprint {dataset_fingerprint}; "
-            "rerun `recbole-hnlm profiles`"
-        )
-
-    def usable(path: Path) -> dict[str, str]:
-        return {
-            t: r["summarization"]
-            for t, r in read_profiles(path).items()
-            if r["status"] in USABLE and r["summarization"]
-        }
-
-    return usable(profiles_dir / "users.jsonl"), usable(profiles_dir / "items.jsonl")
+def load_profile_summaries(profiles_dir: Path, view: TrainingView) -> tuple[dict[str, str], dict[str, str]]:
+    """Usable user and item summaries from stage 1, checked to belong to this dataset and split."""
+    checked_profiles_meta(profiles_dir, view)
+    return usable_summaries(profiles_dir)
 
 
 def interaction_negatives(
@@ -190,6 +165,11 @@ def write_negatives(
     atomic_write_text(root / "negatives" / "prompt.names.jsonl", lines)
 
 
+def negatives_config(settings: LLMSettings, mode: str, k: int) -> dict[str, Any]:
+    """What a prompt store's ``config_fingerprint`` covers: the LLM settings, the mode and K."""
+    return {**settings.as_dict(), "mode": mode, "k": k}
+
+
 def generate_negatives(
     view: TrainingView,
     backend: ChatBackend,
@@ -203,7 +183,7 @@ def generate_negatives(
 ) -> dict[str, Any]:
     if mode not in MODES:
         raise ValueError(f"unknown negatives mode {mode!r}; choose one of {MODES}")
-    users, items = load_profile_summaries(root / "profiles", view.dataset_fingerprint)
+    users, items = load_profile_summaries(root / "profiles", view)
     with RequestCache(root / "llm_cache" / "negatives.jsonl") as cache:
         if mode == "interaction":
             rows, report, skips = interaction_negatives(
@@ -211,7 +191,6 @@ def generate_negatives(
             )
         else:
             rows, report, skips = user_negatives(view, users, backend, cache, settings, k, progress=progress)
-    shaping = {k_: v for k_, v in settings.as_dict().items()}
     report.extra = {
         "mode": mode,
         "k": k if mode == "user" else None,
@@ -230,10 +209,14 @@ def generate_negatives(
         embedder,
         dataset=view.dataset,
         dataset_fingerprint=view.dataset_fingerprint,
-        config={**shaping, "mode": mode, "k": k},
-        details={"report": summary, "backend": {"name": backend.name, "model": backend.model}},
+        config=negatives_config(settings, mode, k),
+        details={
+            "report": summary,
+            "backend": {"name": backend.name, "model": backend.model},
+            "split_fingerprint": view.split_fingerprint,
+        },
     )
-    summary["config_fingerprint"] = config_fingerprint({**shaping, "mode": mode, "k": k})
+    summary["config_fingerprint"] = config_fingerprint(negatives_config(settings, mode, k))
     atomic_write_json(root / "negatives" / "prompt.report.json", summary)
     print(report.summary() + f"; {len(rows)} store rows; skipped {dict(skips)}")
     return summary

@@ -43,7 +43,6 @@ from recbole_hnlm.io import atomic_directory, atomic_write_json, fingerprint
 SUPERVISION_DIR = "supervision"
 CF_DIR = "supervision_cf"
 SELECTIONS = ("dns", "ahns")
-USABLE = ("ok", "repaired", "fallback")
 
 
 def config_value(config: Any, key: str, default: Any = None) -> Any:
@@ -187,35 +186,20 @@ class QueryBuilder:
 
     @classmethod
     def build(cls, view: Any, profiles_dir: Path | None, settings: SupervisionSettings) -> QueryBuilder:
-        from recbole_hnlm.stages.profiles import read_profiles
+        from recbole_hnlm.stages.profiles import ProfilesMissingError, checked_profiles_meta, usable_summaries
 
         item_profiles: dict[str, str] = {}
         user_profiles: dict[str, str] = {}
         profiles_fp = None
         if settings.hnlm_use_profiles:
-            if profiles_dir is None or not (profiles_dir / "meta.json").is_file():
-                raise FileNotFoundError(
-                    f"{profiles_dir}/meta.json not found: run `recbole-hnlm profiles` for dataset "
-                    f"{view.dataset!r} first (or set hnlm_use_profiles: false)"
-                )
-            meta = json.loads((profiles_dir / "meta.json").read_text())
-            if meta.get("dataset_fingerprint") != view.dataset_fingerprint:
-                raise ValueError(
-                    f"{profiles_dir / 'meta.json'}: profiles were built for dataset fingerprint "
-                    f"{meta.get('dataset_fingerprint')}, this dataset has {view.dataset_fingerprint}; "
-                    "rerun `recbole-hnlm profiles`"
-                )
+            if profiles_dir is None:
+                raise ProfilesMissingError("hnlm_use_profiles is set but no profiles folder was given")
+            try:
+                meta = checked_profiles_meta(profiles_dir, view)
+            except ProfilesMissingError as err:
+                raise ProfilesMissingError(f"{err} (or set hnlm_use_profiles: false)") from None
             profiles_fp = fingerprint([meta.get("dataset_fingerprint"), meta.get("config_fingerprint")])
-
-            def usable(path: Path) -> dict[str, str]:
-                return {
-                    t: r["summarization"]
-                    for t, r in read_profiles(path).items()
-                    if r.get("status") in USABLE and r.get("summarization")
-                }
-
-            item_profiles = usable(profiles_dir / "items.jsonl")
-            user_profiles = usable(profiles_dir / "users.jsonl")
+            user_profiles, item_profiles = usable_summaries(profiles_dir)
         fallbacks: Counter = Counter()
         item_text: dict[str, str] = {}
         for token, record in view.items.items():

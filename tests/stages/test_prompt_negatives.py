@@ -10,8 +10,8 @@ from recbole_hnlm.llm.backends import OllamaChat
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.negatives.store import SemanticNegativeStore
 from recbole_hnlm.stages.common import LLMSettings
-from recbole_hnlm.stages.profiles import generate_profiles
-from recbole_hnlm.stages.prompt_negatives import ProfilesMissingError, generate_negatives
+from recbole_hnlm.stages.profiles import ProfilesMissingError, generate_profiles
+from recbole_hnlm.stages.prompt_negatives import generate_negatives
 
 FAST = RetryPolicy(retries=2, base=0.001, cap=0.01)
 SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=3, item_noun="movie", llm_max_repairs=1)

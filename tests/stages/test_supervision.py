@@ -10,6 +10,7 @@ import torch
 
 from recbole_hnlm.llm.prompts import ItemRecord
 from recbole_hnlm.stages.common import TrainingView
+from recbole_hnlm.stages.profiles import ProfilesMismatchError
 from recbole_hnlm.stages.supervision import (
     QueryBuilder,
     SupervisionSettings,
@@ -48,11 +49,12 @@ def _view() -> TrainingView:
     return TrainingView("toy", "fp", items, {"u1": ["1", "2"], "u2": ["3"]}, {}, None)
 
 
-def _write_profiles(folder, fingerprint="fp"):
+def _write_profiles(folder, fingerprint="fp", view=None):
+    """Profiles written for ``view``'s training split (default: :func:`_view`'s)."""
     folder.mkdir(parents=True)
-    (folder / "meta.json").write_text(
-        json.dumps({"dataset_fingerprint": fingerprint, "config_fingerprint": "c"})
-    )
+    split = (view or _view()).split_fingerprint
+    meta = {"dataset_fingerprint": fingerprint, "split_fingerprint": split, "config_fingerprint": "c"}
+    (folder / "meta.json").write_text(json.dumps(meta))
     users = [
         {"token": "u1", "summarization": "likes slow dramas", "status": "ok"},
         {"token": "u2", "summarization": None, "status": "failed"},
@@ -80,6 +82,17 @@ def test_profiles_of_another_dataset_are_rejected(tmp_path):
         QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings(hnlm_use_profiles=True))
     with pytest.raises(FileNotFoundError, match="recbole-hnlm profiles"):
         QueryBuilder.build(_view(), tmp_path / "missing", SupervisionSettings(hnlm_use_profiles=True))
+
+
+def test_profiles_of_another_split_are_rejected(tmp_path):
+    """Same dataset, but the profiles read histories of another split (u2's test item 2 was training
+    there): using them would leak held-out interactions into the queries."""
+    other = _view()
+    other.histories = {"u1": ["1"], "u2": ["3", "2"]}
+    assert other.split_fingerprint != _view().split_fingerprint
+    _write_profiles(tmp_path / "profiles", view=other)
+    with pytest.raises(ProfilesMismatchError, match="split_fingerprint"):
+        QueryBuilder.build(_view(), tmp_path / "profiles", SupervisionSettings(hnlm_use_profiles=True))
 
 
 def test_mined_negatives_on_ml100k(in_tmp):
