@@ -32,8 +32,9 @@ from benchmarks.common import machine, write_results
 def queries(n: int, seed: int) -> list[str]:
     import recbole_hnlm  # noqa: F401
     from recbole_hnlm.config import make_config
+    from recbole_hnlm.stages.common import training_view
     from recbole_hnlm.stages.inference import training_pairs
-    from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings, training_view
+    from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
 
     config = make_config("HNLMLightGCN", "ml-100k", config_dict={"state": "ERROR", "show_progress": False})
     view = training_view(config)

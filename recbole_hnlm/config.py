@@ -24,6 +24,32 @@ PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 RECBOLE_PROPERTIES_DIR = Path(__import__("recbole").__file__).resolve().parent / "properties"
 
 
+def config_value(config: Any, key: str, default: Any = None) -> Any:
+    """``config[key]``, or ``default`` when the key is missing or None (a RecBole ``Config`` or a dict)."""
+    try:
+        value = config[key]
+    except (KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def as_flag(value: Any, key: str) -> bool:
+    """A yes/no setting from yaml or the command line (``--key=false`` arrives as a string); anything that
+    is not clearly one or the other is an error naming the key, never a silent False."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"config key {key!r}: expected true or false, got {value!r}")
+
+
 def plugin_backbones() -> dict[str, str | None]:
     """Plugin model name -> the RecBole model whose yaml supplies its backbone defaults."""
     from recbole_hnlm.registry import model_backbones

@@ -24,8 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recbole_hnlm.config import as_flag, config_value
 from recbole_hnlm.io import atomic_write_json, config_fingerprint
-from recbole_hnlm.stages.supervision import artifact_dir, config_value, training_view
+from recbole_hnlm.stages.common import training_view
+from recbole_hnlm.stages.supervision import artifact_dir
 
 
 def _stamp(folder: Path) -> int | None:
@@ -113,7 +115,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     total = time.perf_counter()
     view = training_view(config)
     external = config_value(config, "hnlm_embedder")
-    if config_value(config, "hnlm_use_profiles", False) not in (False, "false", "False", 0):
+    if as_flag(config_value(config, "hnlm_use_profiles", False), "hnlm_use_profiles"):
         log.run("profiles", root / "profiles", lambda: ensure_profiles(config, root, view, progress=progress))
     if external:
         adapter = Path(external)

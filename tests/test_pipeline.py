@@ -66,8 +66,8 @@ def test_rlmrec_run_embeds_the_profiles_the_pipeline_made(in_tmp, monkeypatch):
     from recbole_hnlm import pipeline
     from recbole_hnlm.config import make_config
     from recbole_hnlm.quick_start import run_hnlm
+    from recbole_hnlm.stages.common import training_view
     from recbole_hnlm.stages.profiles import profile_settings_fingerprint, write_profiles
-    from recbole_hnlm.stages.supervision import training_view
 
     settings = {**FAST, "artifact_dir": str(in_tmp / "artifacts")}
     view = training_view(make_config("LightGCN", "ml-100k", config_dict=settings))
@@ -101,7 +101,7 @@ def test_profiles_are_generated_again_for_another_split_or_settings(in_tmp, monk
     from recbole_hnlm import pipeline
     from recbole_hnlm.config import make_config
     from recbole_hnlm.stages import profiles
-    from recbole_hnlm.stages.supervision import training_view
+    from recbole_hnlm.stages.common import training_view
 
     config = make_config("LightGCN", "ml-100k", config_dict={**FAST, "artifact_dir": str(in_tmp / "a")})
     view = training_view(config)

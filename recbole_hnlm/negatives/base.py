@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from recbole_hnlm.config import config_value
 from recbole_hnlm.negatives import CANDIDATES_FIELD
 
 
@@ -143,12 +144,3 @@ class NegativeSampler(nn.Module):
 
     def forward(self, ctx: NegativeContext) -> Negatives:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def config_value(config: Any, key: str, default: Any) -> Any:
-    """``config[key]`` if set, else ``default`` (plugin keys have yaml defaults; tests pass plain dicts).
-
-    RecBole's ``Config`` has no ``get``, hence the membership test.
-    """
-    value = config[key] if key in config else None  # noqa: SIM401
-    return default if value is None else value

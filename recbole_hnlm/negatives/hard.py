@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler, config_value
+from recbole_hnlm.config import config_value
+from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler
 
 
 def rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from recbole_hnlm.config import config_value
 from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
@@ -151,55 +152,48 @@ def artifact_root(config: Any, args: argparse.Namespace, dataset: str) -> Path:
     return Path(root or "artifacts") / dataset
 
 
-def _config_value(config: Any, key: str, default: Any) -> Any:
-    try:
-        value = config[key]
-    except (KeyError, TypeError):
-        return default
-    return default if value is None else value
-
-
 def load_training_view(args: argparse.Namespace) -> TrainingView:
-    """Build the plugin config, load RecBole's split, and collect text for the training interactions."""
-    import numpy as np
-
+    """Build the plugin config from a stage's command line, then its :func:`training_view`."""
     from recbole_hnlm.config import make_config
-    from recbole_hnlm.data.fingerprint import dataset_fingerprint
-    from recbole_hnlm.data.splits import interaction_tokens, load_split
-    from recbole_hnlm.data.text import dataset_dir, load_item_text, load_reviews
 
     # `--key=value` overrides on the stage's command line are config entries, as for training.
     config_dict: dict[str, Any] = dict(getattr(args, "overrides", None) or {})
     if args.data_path:
         config_dict["data_path"] = args.data_path
-    config = make_config(args.model, args.dataset, args.config_files, config_dict)
-    split = load_split(config)
+    return training_view(make_config(args.model, args.dataset, args.config_files, config_dict))
+
+
+def training_view(config: Any, split: Any = None) -> TrainingView:
+    """Item text, time-ordered training histories and training reviews of ``config``'s dataset and split."""
+    import numpy as np
+
+    from recbole_hnlm.data.fingerprint import dataset_fingerprint
+    from recbole_hnlm.data.splits import interaction_tokens, load_split
+    from recbole_hnlm.data.text import dataset_dir, load_item_text, load_reviews
+
+    split = split if split is not None else load_split(config)
     full = split.dataset
     users, items = interaction_tokens(split.train)
-    time_field = config["TIME_FIELD"]
+    time_field = config_value(config, "TIME_FIELD")
     if time_field and time_field in split.train.inter_feat:
         order = np.argsort(split.train.inter_feat[time_field].numpy(), kind="stable")
         users, items = users[order], items[order]
     histories: dict[str, list[str]] = {}
     for user, item in zip(users.tolist(), items.tolist()):
         histories.setdefault(str(user), []).append(str(item))
-
-    folder = dataset_dir(config["data_path"], args.dataset)
-    text_fields = _config_value(config, "text_fields", None)
+    name = config["dataset"]
+    text_fields = config_value(config, "text_fields")
     if not text_fields:
-        raise KeyError(
-            f"dataset {args.dataset!r}: set the config key 'text_fields' to the .item columns with its text"
-        )
+        raise KeyError(f"dataset {name!r}: set the config key 'text_fields' to its .item text columns")
+    folder = dataset_dir(config["data_path"], name)
     iid, uid = full.iid_field, full.uid_field
-    texts = load_item_text(folder, args.dataset, list(text_fields), iid)
+    texts = load_item_text(folder, name, list(text_fields), iid)
     known = [str(t) for t in full.field2id_token[iid][1:]]  # [PAD] is id 0
-    training_pairs = set(zip(users.tolist(), items.tolist()))
-    all_reviews = load_reviews(
-        folder, args.dataset, _config_value(config, "review_field", "review"), uid, iid
-    )
-    reviews = {pair: text for pair, text in all_reviews.items() if pair in training_pairs}
+    pairs = set(zip(users.tolist(), items.tolist()))
+    all_reviews = load_reviews(folder, name, config_value(config, "review_field", "review"), uid, iid)
+    reviews = {pair: text for pair, text in all_reviews.items() if pair in pairs}
     per_item: dict[str, list[str]] = {}
     for (_user, item), text in sorted(reviews.items()):
         per_item.setdefault(item, []).append(text)
     records = {t: ItemRecord(t, texts.get(t, {}), tuple(per_item.get(t, ()))) for t in known}
-    return TrainingView(args.dataset, dataset_fingerprint(full), records, histories, reviews, config)
+    return TrainingView(name, dataset_fingerprint(full), records, histories, reviews, config)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from recbole_hnlm.config import config_value
 from recbole_hnlm.io import atomic_directory, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbedderSpec, EmbeddingModel, read_adapter_info
-from recbole_hnlm.stages.supervision import config_value
 
 EMBEDDER_DIR = "embedder"
 

@@ -26,14 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from recbole_hnlm.config import config_value
 from recbole_hnlm.io import atomic_write_json, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
-from recbole_hnlm.stages.supervision import (
-    QueryBuilder,
-    SupervisionSettings,
-    config_value,
-    training_view,
-)
+from recbole_hnlm.stages.common import training_view
+from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
 
 PRODUCER = "hnlmrec-finetuned"
 TEXT_KEYS = ("hnlm_use_profiles", "hnlm_query_user_words", "hnlm_item_profile_words", "hnlm_query_cf_dims")

@@ -37,21 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_hnlm.config import as_flag, config_value
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_directory, atomic_write_json, fingerprint
+from recbole_hnlm.stages.common import training_view
 
 SUPERVISION_DIR = "supervision"
 CF_DIR = "supervision_cf"
 SELECTIONS = ("dns", "ahns")
-
-
-def config_value(config: Any, key: str, default: Any = None) -> Any:
-    """``config[key]``, or ``default`` when the key is missing or None (RecBole configs and dicts)."""
-    try:
-        value = config[key]
-    except (KeyError, TypeError):
-        return default
-    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -82,7 +75,7 @@ class SupervisionSettings:
                 continue
             default = spec.default
             if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                value = as_flag(value, name)
             elif isinstance(default, (int, float)):
                 value = type(default)(value)
             values[name] = value
@@ -96,56 +89,6 @@ class SupervisionSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# --- the training view: item text, histories, reviews, from a built config ----------------------------------
-
-
-def training_view(config: Any, split: Any = None) -> Any:
-    """The LLM stages' :class:`~recbole_hnlm.stages.common.TrainingView`, built from a config object.
-
-    Mirrors ``stages.common.load_training_view`` (which builds its config from CLI args) so the pipeline can
-    use the exact config of the run, overrides included.
-    """
-    from recbole_hnlm.data.fingerprint import dataset_fingerprint
-    from recbole_hnlm.data.splits import interaction_tokens, load_split
-    from recbole_hnlm.data.text import dataset_dir, load_item_text, load_reviews
-    from recbole_hnlm.llm.prompts import ItemRecord
-    from recbole_hnlm.stages.common import TrainingView
-
-    split = split if split is not None else load_split(config)
-    full = split.dataset
-    users, items = interaction_tokens(split.train)
-    time_field = config_value(config, "TIME_FIELD")
-    if time_field and time_field in split.train.inter_feat:
-        order = np.argsort(split.train.inter_feat[time_field].numpy(), kind="stable")
-        users, items = users[order], items[order]
-    histories: dict[str, list[str]] = {}
-    for user, item in zip(users.tolist(), items.tolist()):
-        histories.setdefault(str(user), []).append(str(item))
-    name = config["dataset"]
-    text_fields = config_value(config, "text_fields")
-    if not text_fields:
-        raise KeyError(
-            f"dataset {name!r}: set the config key 'text_fields' to the .item columns with its text"
-        )
-    folder = dataset_dir(config["data_path"], name)
-    iid, uid = full.iid_field, full.uid_field
-    texts = load_item_text(folder, name, list(text_fields), iid)
-    known = [str(t) for t in full.field2id_token[iid][1:]]
-    pairs = set(zip(users.tolist(), items.tolist()))
-    reviews = {
-        p: t
-        for p, t in load_reviews(
-            folder, name, config_value(config, "review_field", "review"), uid, iid
-        ).items()
-        if p in pairs
-    }
-    per_item: dict[str, list[str]] = {}
-    for (_user, item), text in sorted(reviews.items()):
-        per_item.setdefault(item, []).append(text)
-    records = {t: ItemRecord(t, texts.get(t, {}), tuple(per_item.get(t, ()))) for t in known}
-    return TrainingView(name, dataset_fingerprint(full), records, histories, reviews, config)
 
 
 # --- query / passage text: ONE builder for supervision and inference ---------------------------------------
