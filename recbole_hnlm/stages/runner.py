@@ -40,6 +40,9 @@ class StageReport:
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
     cached_request_seconds: float = 0.0
+    # cache lines that could not be read (a partial last line after a kill, or a corrupt line): their
+    # requests are sent again, and counted here so nothing disappears silently
+    cache_lines_dropped: int = 0
     error_examples: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +75,7 @@ class StageReport:
             "cached_prompt_tokens": self.cached_prompt_tokens,
             "cached_completion_tokens": self.cached_completion_tokens,
             "cached_request_seconds": round(self.cached_request_seconds, 3),
+            "cache_lines_dropped": self.cache_lines_dropped,
             "error_examples": self.error_examples,
             **self.extra,
         }
@@ -85,6 +89,8 @@ class StageReport:
             f"{c['failed']} failed ({self.cached} from cache); tokens {self.prompt_tokens} in / "
             f"{self.completion_tokens} out ({rate:.1f} tok/s); {self.seconds:.1f} s"
         )
+        if self.cache_lines_dropped:
+            line += f"; {self.cache_lines_dropped} unreadable cache lines dropped (their requests sent again)"
         if self.cached:
             line += (
                 f"; the cached answers cost {self.cached_prompt_tokens} in / "
@@ -122,6 +128,7 @@ def run_requests(
     :class:`LLMServerError` (the work already cached is kept for the rerun).
     """
     start = time.perf_counter()
+    report.cache_lines_dropped = cache.dropped_partial + cache.skipped_invalid
     outcomes: dict[str, Outcome] = {}
     keys = {r.id: cache_key(r, backend, params, max_repairs) for r in requests}
     todo = []

@@ -65,6 +65,14 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
             assert again["cached_completion_tokens"] == first["completion_tokens"]
             assert again["cached_request_seconds"] == pytest.approx(first["request_seconds"], abs=0.01)
             assert first["request_seconds"] > 0 and again["request_seconds"] == 0
+            assert again["cache_lines_dropped"] == 0
+
+        # a corrupt line and a kill's partial last line: dropped, counted in the report, nothing re-sent
+        with open(tmp_path / "llm_cache" / "profiles.jsonl", "ab") as handle:
+            handle.write(b'{"key": "x", "value"\n{"key": "partial')
+        meta3 = generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
+        assert server.calls["/api/chat"] == first_calls
+        assert [r["cache_lines_dropped"] for r in meta3["reports"]] == [2, 2]
 
 
 def test_embedding_a_folder_written_without_embeddings(small_view, tmp_path):
