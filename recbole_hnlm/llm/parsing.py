@@ -51,6 +51,12 @@ def _balanced_object(text: str, start: int) -> str | None:
     return None
 
 
+# JSON's true/false/null as Python literals for ast.literal_eval, outside quoted strings only: a quoted
+# string is matched (and kept) first, so "a null hypothesis" stays as written
+_JSON_WORD = re.compile(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|\b(true|false|null)\b""")
+_PYTHON_WORD = {"true": "True", "false": "False", "null": "None"}
+
+
 def _loads_lenient(candidate: str) -> Any:
     try:
         return json.loads(candidate)
@@ -61,7 +67,7 @@ def _loads_lenient(candidate: str) -> Any:
         return json.loads(cleaned)
     except json.JSONDecodeError:
         pass
-    literal = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", cleaned)))
+    literal = _JSON_WORD.sub(lambda m: _PYTHON_WORD.get(m.group(1), m.group(0)), cleaned)
     try:
         return ast.literal_eval(literal)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as err:

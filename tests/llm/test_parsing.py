@@ -148,3 +148,13 @@ def test_repair_message_states_each_keys_shape():
     profile = repair_message(profile_task(30, 20), [])["content"]
     expected = '"summarization": a string of at most 30 characters; "reasoning": a string of at most 20'
     assert expected in profile
+
+
+def test_lenient_parse_keeps_json_words_inside_strings():
+    """A Python-style answer gets its bare null/true/false converted, never the same words in its text."""
+    text = "{'summarization': 'a null hypothesis, a true story', 'reasoning': null, 'q': 'it\\'s false'}"
+    assert extract_json(text) == {
+        "summarization": "a null hypothesis, a true story",
+        "reasoning": None,
+        "q": "it's false",
+    }
