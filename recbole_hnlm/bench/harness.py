@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.bench.significance import METHODS, mean_std, paired_test, relative_gain
+from recbole_hnlm.bench.significance import LEVEL, METHODS, mean_std, paired_test, relative_gain
 from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -418,7 +418,7 @@ def _p(test: dict[str, Any] | None) -> str:
     p = test.get("pvalue")
     if p is None:
         return "n/a"
-    mark = "*" if p < 0.05 else ""
+    mark = "*" if p < LEVEL else ""
     return f"{p:.3f}{mark}"
 
 
@@ -437,7 +437,7 @@ def table_markdown(
         f"Seeds {settings.base_seed}..{settings.base_seed + settings.seeds - 1} ({split_note(settings)}, "
         "shared by every sampler). Gain: relative to the mean of "
         f"`{base}`. p: two-sided paired {test_name} "
-        "over seeds against the best baseline of that model and metric (* p < 0.05; `(best)` marks that "
+        f"over seeds against the best baseline of that model and metric (* p < {LEVEL}; `(best)` marks that "
         "baseline). Epochs: "
         + (str(settings.epochs) if settings.epochs is not None else "config default")
         + ". n: the seeds a row averages.",
@@ -445,7 +445,9 @@ def table_markdown(
     ]
     if machines:
         lines += [
-            "Cells ran on: " + "; ".join(f"{name} ({n} cells)" for name, n in machines.items()) + ".",
+            "Cells ran on: "
+            + "; ".join(f"{name} ({n} cell{'s' if n != 1 else ''})" for name, n in machines.items())
+            + ".",
             "",
         ]
     if missing:

@@ -17,6 +17,9 @@ import numpy as np
 METHODS = ("ttest", "wilcoxon")
 
 
+LEVEL = 0.05  # the significance level the tables star
+
+
 @dataclass(frozen=True)
 class PairedTest:
     method: str
@@ -29,7 +32,7 @@ class PairedTest:
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
-    def significant(self, level: float = 0.05) -> bool:
+    def significant(self, level: float = LEVEL) -> bool:
         return not math.isnan(self.pvalue) and self.pvalue < level
 
 

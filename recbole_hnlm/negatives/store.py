@@ -201,26 +201,24 @@ class SemanticNegativeStore:
                 f"{_describe_rows(rows, self.user_tokens, self.item_tokens)}"
             )
 
-    def bind(self, dataset: Any, *, check_fingerprint: bool = True) -> BoundNegativeStore:
+    def bind(self, dataset: Any) -> BoundNegativeStore:
         """Map the keys to ``dataset``'s internal ids, after checking the store was built for it."""
-        return BoundNegativeStore(self, dataset, check_fingerprint=check_fingerprint)
+        return BoundNegativeStore(self, dataset)
 
 
 class BoundNegativeStore:
     """A store bound to one RecBole dataset: vectorised (internal user, item) -> row lookup."""
 
-    def __init__(self, store: SemanticNegativeStore, dataset: Any, *, check_fingerprint: bool = True) -> None:
+    def __init__(self, store: SemanticNegativeStore, dataset: Any) -> None:
         self.store = store
-        if check_fingerprint:
-            expected = dataset_fingerprint(dataset)
-            meta = store.meta
-            if meta.dataset != dataset.dataset_name or meta.dataset_fingerprint != expected:
-                raise StoreError(
-                    f"{store.path}: built for dataset {meta.dataset!r} "
-                    f"(fingerprint {meta.dataset_fingerprint}), "
-                    f"but this run uses {dataset.dataset_name!r} (fingerprint {expected}). Rebuild the store "
-                    "for this dataset, or check data_path and the dataset's filter settings."
-                )
+        expected = dataset_fingerprint(dataset)
+        meta = store.meta
+        if meta.dataset != dataset.dataset_name or meta.dataset_fingerprint != expected:
+            raise StoreError(
+                f"{store.path}: built for dataset {meta.dataset!r} (fingerprint {meta.dataset_fingerprint}), "
+                f"but this run uses {dataset.dataset_name!r} (fingerprint {expected}). Rebuild the store "
+                "for this dataset, or check data_path and the dataset's filter settings."
+            )
         store.check_finite()
         uid_index = self._token_ids(dataset, dataset.uid_field, store.user_tokens, "user")
         iid_index = self._token_ids(dataset, dataset.iid_field, store.item_tokens, "item")

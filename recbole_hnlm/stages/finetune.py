@@ -125,8 +125,6 @@ def finetune(
     out_dir: str | Path,
     settings: FinetuneSettings,
     *,
-    spec: EmbedderSpec | None = None,
-    base: tuple[Any, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     progress: bool = True,
     stop_after_steps: int | None = None,
@@ -139,13 +137,13 @@ def finetune(
     """
     out_dir = Path(out_dir)
     ckpt_dir = out_dir.with_name(out_dir.name + ".ckpt")
-    spec = spec or settings.spec()
+    spec = settings.spec()
     train, held = split_holdout(triples, settings.hnlm_ft_eval_fraction, settings.seed)
     if not train:
         raise ValueError("fine-tuning needs at least one training triple")
     run_fp = fingerprint([spec.as_dict(), settings.as_dict(), [list(t.values()) for t in triples]])
     torch.manual_seed(settings.seed)
-    model = EmbeddingModel.create(spec, base=base)
+    model = EmbeddingModel.create(spec)
     params = _trainable(model)
     optimizer = torch.optim.AdamW(
         list(params.values()), lr=settings.hnlm_ft_lr, weight_decay=settings.hnlm_ft_weight_decay
@@ -233,7 +231,6 @@ def ensure_embedder(
     config: Any,
     root: Path,
     *,
-    overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> Path:
@@ -244,7 +241,7 @@ def ensure_embedder(
     sup_meta = read_meta(sup_dir)
     if sup_meta is None:
         raise FileNotFoundError(f"{sup_dir / 'meta.json'} not found: build the supervision set first")
-    settings = FinetuneSettings.resolve(config, overrides)
+    settings = FinetuneSettings.resolve(config)
     key = finetune_fingerprint(sup_meta["fingerprint"], settings)
     out = root / EMBEDDER_DIR
     if (

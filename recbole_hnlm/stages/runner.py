@@ -118,13 +118,12 @@ def run_requests(
     params: GenerationParams,
     max_repairs: int,
     report: StageReport,
-    max_consecutive_errors: int | None = None,
     progress: bool = True,
 ) -> dict[str, Outcome]:
     """Outcome per request id. Cached requests are not sent again; new outcomes are cached as they arrive.
 
     A request whose server call fails for good (retries exhausted) is *not* cached and is reported as
-    ``failed``; after ``max_consecutive_errors`` such failures in a row the stage stops with
+    ``failed``; after ``max(8, 2 x concurrency)`` such failures in a row the stage stops with
     :class:`LLMServerError` (the work already cached is kept for the rerun).
     """
     start = time.perf_counter()
@@ -140,7 +139,7 @@ def run_requests(
             outcomes[request.id] = Outcome.from_dict(hit)
             report.add(outcomes[request.id], cached=True)
     report.total += len(requests)
-    limit = max_consecutive_errors or max(8, 2 * backend.max_concurrency)
+    limit = max(8, 2 * backend.max_concurrency)
     streak = 0
     if todo:
         backend.check()

@@ -336,12 +336,11 @@ def build_supervision(
     root: Path,
     *,
     view: Any = None,
-    overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> Path:
     """Write (or reuse, when its fingerprint matches) ``<root>/supervision``; returns the folder."""
-    settings = SupervisionSettings.resolve(config, overrides)
+    settings = SupervisionSettings.resolve(config)
     view = view if view is not None else training_view(config)
     builder = QueryBuilder.build(view, root / "profiles", settings)
     out = root / SUPERVISION_DIR
