@@ -250,9 +250,17 @@ class StoreResolver:
             return self.settings.given_store(arm.label, seed)
         if arm.is_baseline:
             return None
-        # A store depends on the split only: with a fixed `split_seed` one store serves every seed.
-        split = self.settings.overrides.get("split_seed")
-        store_seed = int(split) if split not in (None, "None", "~") else seed
+        # A store depends on the split only: with a fixed `split_seed` one store serves every seed. Without
+        # one, every seed has its own split, and the stores the pipeline builds (one folder per dataset)
+        # would replace each other while the finished cells' analyses still read them.
+        split = self.settings.cell_config(seed, arm.label).get("split_seed")
+        if split in (None, "None", "~"):
+            raise ValueError(
+                f"--samplers {arm.label}: the pipeline builds one store per split; fix the split with "
+                f"--split_seed=N (one store then serves every seed), or give per-seed stores with "
+                f"--negatives {arm.label}=PATH-{{seed}}"
+            )
+        store_seed = int(split)
         if (arm.label, store_seed) not in self.cache:
             self.cache[(arm.label, store_seed)] = str(self._build(arm, model, store_seed))
         return self.cache[(arm.label, store_seed)]

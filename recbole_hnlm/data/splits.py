@@ -13,6 +13,7 @@ import numpy as np
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
+from recbole_hnlm.config import config_value
 from recbole_hnlm.data.datasets import check_dataset_files
 
 
@@ -30,8 +31,8 @@ def split_seed(config: Any) -> int:
     Fixing ``split_seed`` while varying ``seed`` repeats training on one split (what multi-seed
     benchmarks want, and what lets one semantic-negative store serve every seed).
     """
-    value = config["split_seed"]
-    return int(config["seed"] if value is None else value)
+    value = config_value(config, "split_seed")
+    return int(config_value(config, "seed", 2020) if value is None else value)
 
 
 def load_split(config: Any) -> Split:

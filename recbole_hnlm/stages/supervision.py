@@ -79,6 +79,9 @@ class SupervisionSettings:
             elif isinstance(default, (int, float)):
                 value = type(default)(value)
             values[name] = value
+        if "seed" not in (overrides or {}):
+            # the artefact belongs to the split, not to one training run: one store serves every seed
+            values["seed"] = split_seed(config)
         settings = cls(**values)
         if settings.hnlm_sup_selection not in SELECTIONS:
             raise ValueError(
@@ -198,6 +201,7 @@ def cf_config(config: Any, settings: SupervisionSettings, checkpoint_dir: Path) 
     if data_path.name == config["dataset"]:  # RecBole appends the dataset name to data_path; undo it
         base["data_path"] = str(data_path.parent)
     base.update(epochs=settings.hnlm_cf_epochs, checkpoint_dir=str(checkpoint_dir), saved=True)
+    base["seed"] = split_seed(config)  # the CF model serves the split, whatever run asks for it
     return make_config(settings.hnlm_cf_model, config["dataset"], config_dict=base)
 
 

@@ -149,6 +149,14 @@ def test_sampler_labels_and_stores(tmp_path):
     assert resolver(one[0], "MF", 2021) is None
 
 
+def test_a_pipeline_store_needs_a_fixed_split(tmp_path):
+    """Without split_seed each seed has its own split; one store folder per dataset cannot serve them."""
+    resolver = harness.StoreResolver(_settings(tmp_path, arms=parse_arms("rns,hnlm")))
+    with pytest.raises(ValueError, match=r"--split_seed=N .* --negatives hnlm=PATH-\{seed\}"):
+        resolver(Arm("hnlm", "hnlm"), "MF", 2020)
+    assert resolver(Arm("rns", "rns"), "MF", 2020) is None  # baselines need no store
+
+
 def test_arm_config_reaches_only_its_arm(tmp_path):
     """--arm_config prompt:KEY=VALUE changes the prompt cells' config and key, no other cell's."""
     from recbole_hnlm.bench.harness import cell_key

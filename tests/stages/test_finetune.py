@@ -117,3 +117,8 @@ def test_finetune_resumes_from_checkpoint(tmp_path, tiny_causal):
     full = EmbeddingModel.load(tmp_path / "full").embed(texts)
     cut = EmbeddingModel.load(tmp_path / "cut").embed(texts)
     np.testing.assert_allclose(full, cut, atol=1e-5)
+
+
+def test_finetuning_is_seeded_by_the_split_not_the_training_seed():
+    assert FinetuneSettings.resolve({"seed": 2022, "split_seed": 2020}).seed == 2020
+    assert FinetuneSettings.resolve({"seed": 2022}).seed == 2022

@@ -118,3 +118,9 @@ def test_mined_negatives_on_ml100k(in_tmp):
     assert build_supervision(config, root, progress=False) == out  # cached: same fingerprint
     assert (out / "meta.json").stat().st_mtime_ns == stamp
     assert np.isfinite(meta["mining"]["mean_pos_score"])
+
+
+def test_supervision_is_seeded_by_the_split_not_the_training_seed():
+    """One split, many training seeds: the same supervision (and so one store) serves them all."""
+    assert SupervisionSettings.resolve({"seed": 2021, "split_seed": 2020}).seed == 2020
+    assert SupervisionSettings.resolve({"seed": 2021, "split_seed": None}).seed == 2021  # split follows seed
