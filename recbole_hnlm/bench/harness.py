@@ -444,7 +444,9 @@ def table_markdown(
         "",
         f"Seeds {settings.base_seed}..{settings.base_seed + settings.seeds - 1} ({split_note(settings)}, "
         "shared by every sampler). Gain: relative to the mean of "
-        f"`{base}`. p: two-sided paired {test_name} "
+        f"`{base}`"
+        + ("" if base in {a.label for a in settings.arms} else " (not among these samplers: no gains)")
+        + f". p: two-sided paired {test_name} "
         f"over seeds against the best baseline of that model and metric (* p < {LEVEL}; `(best)` marks that "
         "baseline). Epochs: "
         + (str(settings.epochs) if settings.epochs is not None else "config default")

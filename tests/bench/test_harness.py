@@ -17,6 +17,7 @@ from recbole_hnlm.bench.harness import (
     parse_negatives,
     run_bench,
     summarise,
+    table_markdown,
 )
 
 TINY = {"embedding_size": 16, "train_batch_size": 2048, "show_progress": False, "state": "ERROR"}
@@ -129,6 +130,17 @@ def test_summary_picks_best_baseline_and_tests_against_it():
     sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 2)
     assert test["statistic"] == pytest.approx(mean / (sd / math.sqrt(3)), rel=1e-6)
     assert test["n"] == 3
+
+
+def test_table_says_when_the_gain_baseline_was_not_run(tmp_path):
+    """A subset run (SAMPLERS=dns) has no `rns` row: the table says so instead of bare n/a gains."""
+    cell = {"model": "MF", "label": "dns", "seed": 2020, "test_result": {"ndcg@20": 0.2}}
+    cells = [{**cell, "missing_semantic_pairs": 0}]
+    for labels, noted in (("dns", True), ("rns,dns", False)):
+        settings = _settings(tmp_path, arms=parse_arms(labels), seeds=1)
+        summary = summarise(cells, ["MF"], settings.arms, metrics=["ndcg@20"])
+        table = table_markdown(summary, settings, metrics=["ndcg@20"])
+        assert ("`rns` (not among these samplers: no gains)" in table) is noted
 
 
 def test_sampler_labels_and_stores(tmp_path):
