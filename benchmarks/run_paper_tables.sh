@@ -110,14 +110,16 @@ toys() {  # Amazon Toys 2014 5-core stand-in; text: keywords only
 }
 
 ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
-  # 800k training pairs: a LightGCN cell takes ~10x a toys cell and the hnlm store ~3.5 h of CPU inference,
-  # which does not fit a 2-core session. The committed cells ran on a one-GPU machine (H100, 16 cores), one
-  # process per (model, sampler): `LIMIT=420 bash benchmarks/parallel_grid.sh ml-1m "LightGCN:3:$BASELINES
-  # MF:3:$BASELINES"`, then `LIMIT=300` with LightGCN:2 and MF:3 (two sessions of 7 and 5 minutes); the
-  # table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`, which lists the cells that did not
-  # finish. No hnlm arm: the embedder (84 MB) could not travel there.
-  # The hnlm store's CF supervision model (LightGCN, mining 1000 triples) trains CF_EPOCHS_ML1M epochs instead
-  # of 20: ~2.4 min per epoch on one core here.
+  # 800k training pairs. On one core of the 2-core CPU a LightGCN cell takes ~27 min and the hnlm store
+  # (805,443 queries) ~4.5 h of inference at 45-52 queries/s, resumable in chunks; the grid does not fit one
+  # session. The first cells ran on a one-GPU machine (H100, 16 cores), one process per (model, sampler):
+  # `LIMIT=420 bash benchmarks/parallel_grid.sh ml-1m "LightGCN:3:$BASELINES MF:3:$BASELINES"`, then
+  # `LIMIT=300` with LightGCN:2 and MF:3 (two sessions of 7 and 5 minutes); the embedder could not travel
+  # there. The rest run here, one process per core: `SAMPLERS=hnlm MODELS=MF taskset -c 0 bash $0 ml-1m`
+  # (builds the store, then its cells) beside `SAMPLERS=dns MODELS=LightGCN taskset -c 1 bash $0 ml-1m`.
+  # The table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`, listing the cells not yet run.
+  # The store's CF supervision model (LightGCN, mining 1000 triples) trains CF_EPOCHS_ML1M epochs instead of
+  # 20: ~2.5 min per epoch on one core here.
   local arms
   arms="$(samplers "$BASELINES,hnlm")"
   local hnlm=()
