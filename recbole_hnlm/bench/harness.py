@@ -26,6 +26,7 @@ records the machine it ran on).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -293,16 +294,52 @@ class StoreResolver:
         return build(config)
 
 
+def _file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes (None when it does not exist here)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+
+
+def cell_inputs(settings: BenchSettings, store: str | None) -> dict[str, Any]:
+    """What a cell read besides its settings: the store's ``meta.json`` (rewritten whenever the store is
+    rebuilt at the same path) and the contents of the config files (the key has only their names)."""
+    return {
+        "store_meta": _file_digest(Path(store) / "meta.json") if store else None,
+        "config_files": {f: _file_digest(Path(f)) for f in settings.config_files or ()},
+    }
+
+
+def inputs_changed(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """The recorded inputs that differ now. An input absent here (a store not on this machine) cannot be
+    checked and is taken as recorded; cells written before inputs were recorded are matched by key alone."""
+    if recorded is None:
+        return []
+    changed = []
+    if current["store_meta"] is not None and current["store_meta"] != recorded.get("store_meta"):
+        changed.append("store")
+    for name, digest in current["config_files"].items():
+        if digest is not None and digest != recorded.get("config_files", {}).get(name):
+            changed.append(name)
+    return changed
+
+
 def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict[str, Any] | None:
-    """The cached cell if it was made with these settings (for a pipeline-built store: the one it names)."""
-    cached = read_cell(cell_path(settings, model, arm.label, k))
+    """The cached cell if it was made with these settings and inputs (for a pipeline-built store: the one
+    it names, unless that store was rebuilt since)."""
+    path = cell_path(settings, model, arm.label, k)
+    cached = read_cell(path)
     if cached is None:
         return None
     seed = settings.base_seed + k
     store = settings.given_store(arm.label, seed)
     if store is None and not arm.is_baseline:
         store = cached.get("negatives")
-    return cached if cached.get("key") == cell_key(settings, model, arm, seed, store) else None
+    if cached.get("key") != cell_key(settings, model, arm, seed, store):
+        return None
+    changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store))
+    if changed:
+        print(f"[bench] stale {path.name}: {', '.join(changed)} changed since it ran", flush=True)
+        return None
+    return cached
 
 
 def run_cell(
@@ -351,6 +388,7 @@ def run_cell(
         "fit_seconds": float(record.get("fit_seconds") or 0.0),
         "wall_seconds": time.perf_counter() - start,
         "missing_semantic_pairs": int(record.get("missing_semantic_pairs") or 0),
+        "inputs": cell_inputs(settings, store),
         "checkpoint": record.get("checkpoint"),
         "run_dir": record.get("run_dir"),
         "machine": machine_info(),

@@ -265,3 +265,36 @@ def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(
     given = dataclasses.replace(settings, negatives={"hnlm": str(tmp_path / "other")})
     assert finished_cell(given, "MF", hnlm, 1) is None
     assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", hnlm, 1) is None
+
+
+def test_a_cell_is_stale_once_its_store_or_config_file_changed(tmp_path):
+    """Same key (same paths), other contents: a store rebuilt in place or an edited yaml reruns the cell;
+    an input missing on this machine cannot be checked and keeps the recorded cell."""
+    from recbole_hnlm.bench.harness import cell_inputs, cell_key, cell_path, finished_cell
+    from recbole_hnlm.io import atomic_write_json
+
+    store, yaml = tmp_path / "store", tmp_path / "my.yaml"
+    store.mkdir()
+    (store / "meta.json").write_text('{"created": "monday"}')
+    yaml.write_text("learning_rate: 0.001\n")
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"), config_files=[str(yaml)])
+    hnlm = settings.arms[1]
+    key = cell_key(settings, "MF", hnlm, 2020, str(store))
+    cell = {"key": key, "negatives": str(store), "inputs": cell_inputs(settings, str(store))}
+    atomic_write_json(cell_path(settings, "MF", "hnlm", 0), cell)
+    assert finished_cell(settings, "MF", hnlm, 0) == cell
+
+    (store / "meta.json").write_text('{"created": "tuesday"}')  # rebuilt in place
+    assert finished_cell(settings, "MF", hnlm, 0) is None
+    (store / "meta.json").write_text('{"created": "monday"}')
+    yaml.write_text("learning_rate: 0.01\n")  # edited
+    assert finished_cell(settings, "MF", hnlm, 0) is None
+    yaml.write_text("learning_rate: 0.001\n")
+    assert finished_cell(settings, "MF", hnlm, 0) == cell
+
+    (store / "meta.json").unlink()  # a fresh clone: the store is not here, the committed cell stands
+    assert finished_cell(settings, "MF", hnlm, 0) == cell
+    (store / "meta.json").write_text('{"created": "tuesday"}')
+    legacy = {k: v for k, v in cell.items() if k != "inputs"}  # written before inputs were recorded
+    atomic_write_json(cell_path(settings, "MF", "hnlm", 0), legacy)
+    assert finished_cell(settings, "MF", hnlm, 0) == legacy  # nothing recorded to compare: key alone
