@@ -32,7 +32,7 @@ def split_seed(config: Any) -> int:
     benchmarks want, and what lets one semantic-negative store serve every seed).
     """
     value = config_value(config, "split_seed")
-    return int(config_value(config, "seed", 2020) if value is None else value)
+    return int(config_value(config, "seed", 2020) if value is None else value)  # 2020: RecBole's default
 
 
 def load_split(config: Any) -> Split:

@@ -183,15 +183,17 @@ def parse_answer(text: str, task: StructuredTask) -> tuple[dict[str, Any] | None
     return (None, errors) if errors else ({k: value[k] for k in task.field_names() if k in value}, [])
 
 
+def _cap(schema: dict[str, Any]) -> str:
+    return f" of at most {schema['maxLength']} characters" if "maxLength" in schema else ""
+
+
 def describe_value(schema: dict[str, Any]) -> str:
     """A JSON-schema value in words for the repair prompt: "a list of 3 strings of at most 200 characters"."""
-    cap = f" of at most {schema['maxLength']} characters" if "maxLength" in schema else ""
     if schema.get("type") == "array":
-        low, high = schema.get("minItems"), schema.get("maxItems")
+        low, high, items = schema.get("minItems"), schema.get("maxItems"), schema.get("items", {})
         count = f"{low} " if low is not None and low == high else ""
-        item = describe_value(schema.get("items", {}))
-        return f"a list of {count}{item.removeprefix('a ').replace('string', 'strings', 1)}"
-    return f"a {schema.get('type', 'value')}{cap}"
+        return f"a list of {count}{items.get('type', 'value')}s{_cap(items)}"
+    return f"a {schema.get('type', 'value')}{_cap(schema)}"
 
 
 def repair_message(task: StructuredTask, errors: list[str]) -> dict[str, str]:

@@ -35,12 +35,6 @@ MODES = ("interaction", "user")
 PRODUCER = "prompt_negatives"
 
 
-def load_profile_summaries(profiles_dir: Path, view: TrainingView) -> tuple[dict[str, str], dict[str, str]]:
-    """Usable user and item summaries from stage 1, checked to belong to this dataset and split."""
-    checked_profiles_meta(profiles_dir, view)
-    return usable_summaries(profiles_dir)
-
-
 def interaction_negatives(
     view: TrainingView,
     user_profiles: Mapping[str, str],
@@ -183,7 +177,8 @@ def generate_negatives(
 ) -> dict[str, Any]:
     if mode not in MODES:
         raise ValueError(f"unknown negatives mode {mode!r}; choose one of {MODES}")
-    users, items = load_profile_summaries(root / "profiles", view)
+    checked_profiles_meta(root / "profiles", view)  # stage 1's, for this dataset and split
+    users, items = usable_summaries(root / "profiles")
     with RequestCache(root / "llm_cache" / "negatives.jsonl") as cache:
         if mode == "interaction":
             rows, report, skips = interaction_negatives(
@@ -198,6 +193,7 @@ def generate_negatives(
         "skipped": dict(skips),
     }
     summary = report.as_dict()
+    config = negatives_config(settings, mode, k)
     if not rows:
         atomic_write_json(root / "negatives" / "prompt.report.json", summary)
         raise RuntimeError(
@@ -209,14 +205,14 @@ def generate_negatives(
         embedder,
         dataset=view.dataset,
         dataset_fingerprint=view.dataset_fingerprint,
-        config=negatives_config(settings, mode, k),
+        config=config,
         details={
             "report": summary,
             "backend": {"name": backend.name, "model": backend.model},
             "split_fingerprint": view.split_fingerprint,
         },
     )
-    summary["config_fingerprint"] = config_fingerprint(negatives_config(settings, mode, k))
+    summary["config_fingerprint"] = config_fingerprint(config)
     atomic_write_json(root / "negatives" / "prompt.report.json", summary)
     print(report.summary() + f"; {len(rows)} store rows; skipped {dict(skips)}")
     return summary
