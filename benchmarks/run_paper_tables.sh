@@ -53,6 +53,10 @@ CACHED=()
 if [[ "$CACHED_ONLY" == "1" ]]; then
   CACHED=(--cached_only)
 fi
+# RUN_SEEDS=2020,2021 trains only those seeds' missing cells (the others are read): one grid, a process per core.
+if [[ -n "${RUN_SEEDS:-}" ]]; then
+  CACHED+=(--run_seeds "$RUN_SEEDS")
+fi
 COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
   --embedding_size=64 --eval_step="$EVAL_STEP" --stopping_step=3 --show_progress=False --state=WARNING
   --hnlm_use_profiles=false --split_seed=2020)

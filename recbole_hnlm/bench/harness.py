@@ -20,7 +20,8 @@ label ``hnlm@SRC`` with no store uses the embedder fine-tuned on dataset SRC (pi
 
 ``--cached_only`` trains nothing: the tables summarise the finished cells (each row says over how many
 seeds) and list the cells that are missing; for a grid run in parts, or on several machines (each cell
-records the machine it ran on).
+records the machine it ran on). ``--run_seeds`` trains only the missing cells of the seeds it names, so
+processes on separate cores can share one grid.
 """
 
 from __future__ import annotations
@@ -154,6 +155,13 @@ class BenchSettings:
     plot_metric: str = "ndcg@20"
     name: str | None = None
     cached_only: bool = False
+    run_seeds: list[int] | None = None
+
+    def trains(self, seed: int) -> bool:
+        """Whether a missing cell of ``seed`` is run here (else it is reported missing, as --cached_only
+        does for every seed): ``--run_seeds`` splits one grid between processes without two of them
+        running, and writing, the same cell."""
+        return not self.cached_only and (self.run_seeds is None or seed in self.run_seeds)
 
     @property
     def folder(self) -> Path:
@@ -697,6 +705,10 @@ def run_bench(
         raise ValueError(f"--test must be one of {', '.join(METHODS)}, got {settings.test!r}")
     if settings.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {settings.seeds}")
+    seeds = [settings.base_seed + k for k in range(settings.seeds)]
+    outside = sorted(set(settings.run_seeds or []) - set(seeds))
+    if outside:
+        raise ValueError(f"--run_seeds {outside} are not among the grid's seeds {seeds}")
     stores = StoreResolver(settings)
     cells = []
     missing: list[str] = []
@@ -704,16 +716,16 @@ def run_bench(
     for k in range(settings.seeds):  # seed outermost: a pipeline-built store is built once per seed
         for model in settings.models:
             for arm in settings.arms:
-                if settings.cached_only:
-                    cell = finished_cell(settings, model, arm, k)
-                    if cell is None:
-                        missing.append(f"{model}/{arm.label}/seed {settings.base_seed + k}")
-                    else:
-                        cells.append(cell)
+                if settings.trains(seeds[k]):
+                    cells.append(run_cell(settings, model, arm, k, stores, runner))
                     continue
-                cells.append(run_cell(settings, model, arm, k, stores, runner))
+                cell = finished_cell(settings, model, arm, k)
+                if cell is None:
+                    missing.append(f"{model}/{arm.label}/seed {seeds[k]}")
+                else:
+                    cells.append(cell)
     if missing:
-        print(f"[bench] --cached_only: {len(missing)} cell(s) not run: {', '.join(missing)}", flush=True)
+        print(f"[bench] {len(missing)} cell(s) not run: {', '.join(missing)}", flush=True)
     summary = summarise(cells, settings.models, settings.arms, settings.baseline, settings.test)
     folder = settings.folder
     payload = {
@@ -837,6 +849,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train nothing: tables from the finished cells, listing the missing ones",
     )
+    parser.add_argument(
+        "--run_seeds",
+        default=None,
+        help="comma-separated seeds whose missing cells run here; the others' are only read (one grid "
+        "split between processes, e.g. --run_seeds 2020 beside --run_seeds 2021,2022)",
+    )
     parser.epilog = (
         "Any other --key=value is a RecBole/plugin config override for every cell, e.g. --embedding_size=32."
     )
@@ -865,7 +883,21 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         plot_metric=args.plot_metric,
         name=args.name,
         cached_only=args.cached_only,
+        run_seeds=parse_seeds(args.run_seeds),
     )
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--run_seeds 2020,2021`` -> [2020, 2021]; an entry that is not an integer is an error naming it."""
+    if text is None:
+        return None
+    seeds = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"--run_seeds: {part!r} is not an integer seed") from None
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:

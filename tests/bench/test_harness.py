@@ -105,6 +105,40 @@ def test_tiny_grid_writes_tables_caches_cells_and_analyses(in_tmp, monkeypatch):
         run_bench(_settings(in_tmp, epochs=2))
 
 
+def test_run_seeds_trains_only_its_seeds_and_reads_the_others(tmp_path):
+    """Two processes share a grid: each trains its seeds' missing cells and reports the rest missing."""
+    from recbole_hnlm.bench.harness import METRICS, parse_seeds
+
+    trained: list[tuple[str, int]] = []
+
+    def runner(**kwargs):
+        seed = kwargs["config_dict"]["seed"]
+        trained.append((kwargs["sampler"], seed))
+        result = {m: seed / 10_000 for m in METRICS}
+        return {"test_result": result, "best_valid_result": result}
+
+    settings = _settings(tmp_path, seeds=3, run_seeds=[2021])
+    first = run_bench(settings, runner)
+    assert trained == [("rns", 2021), ("dns", 2021)]
+    assert first["missing_cells"] == [
+        "MF/rns/seed 2020",
+        "MF/dns/seed 2020",
+        "MF/rns/seed 2022",
+        "MF/dns/seed 2022",
+    ]
+    trained.clear()
+    second = run_bench(dataclasses.replace(settings, run_seeds=[2020, 2022]), runner)
+    assert trained == [("rns", 2020), ("dns", 2020), ("rns", 2022), ("dns", 2022)]
+    assert second["missing_cells"] == []
+    assert second["summary"]["MF"]["rns"]["metrics"]["ndcg@20"]["values"] == [0.202, 0.2021, 0.2022]
+
+    with pytest.raises(ValueError, match=r"--run_seeds \[2023\] are not among"):
+        run_bench(dataclasses.replace(settings, run_seeds=[2021, 2023]), runner)
+    assert parse_seeds(None) is None and parse_seeds("2020, 2022,") == [2020, 2022]
+    with pytest.raises(ValueError, match="'20x' is not an integer seed"):
+        parse_seeds("2020,20x")
+
+
 def test_summary_picks_best_baseline_and_tests_against_it():
     arms = [Arm("rns", "rns"), Arm("dns", "dns"), Arm("hnlm", "hnlm")]
     table = {"rns": [0.10, 0.11, 0.12], "dns": [0.12, 0.13, 0.14], "hnlm": [0.13, 0.15, 0.16]}
