@@ -10,6 +10,7 @@ It also lifts RecBole's hard-coded NCCL backend: distributed runs without CUDA u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,24 @@ def as_flag(value: Any, key: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise ValueError(f"config key {key!r}: expected true or false, got {value!r}")
+
+
+def settings_values(settings: type, lookup: Callable[[str], Any]) -> dict[str, Any]:
+    """The fields of the settings dataclass ``settings`` that ``lookup(name)`` finds (not None), each as
+    its default's type: a yes/no field through :func:`as_flag` (``bool("false")`` is True), a number
+    through ``int``/``float``, anything else as it is. Absent fields keep their defaults."""
+    values: dict[str, Any] = {}
+    for name, spec in settings.__dataclass_fields__.items():
+        value = lookup(name)
+        if value is None:
+            continue
+        default = spec.default
+        if isinstance(default, bool):
+            value = as_flag(value, name)
+        elif isinstance(default, (int, float)):
+            value = type(default)(value)
+        values[name] = value
+    return values
 
 
 def plugin_backbones() -> dict[str, str | None]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from recbole_hnlm.config import as_flag, config_value
+from recbole_hnlm.config import as_flag, config_value, settings_values
 
 
 def test_config_value_default_for_missing_or_none():
@@ -27,3 +29,21 @@ def test_as_flag_reads_yaml_and_command_line_spellings(value, expected):
 def test_as_flag_rejects_anything_else_naming_the_key():
     with pytest.raises(ValueError, match="'hnlm_use_profiles': expected true or false, got 'maybe'"):
         as_flag("maybe", "hnlm_use_profiles")
+
+
+def test_settings_values_types_each_found_field_like_its_default():
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        flag: bool = True
+        size: int = 8
+        rate: float = 0.5
+        name: str | None = None
+        kept: int = 3
+
+    found = {"flag": "false", "size": "16", "rate": "1", "name": "x", "kept": None}
+    values = settings_values(Settings, found.get)
+    # a yes/no field is read as one ("false" is not truthy), numbers get their default's type, None is absent
+    assert values == {"flag": False, "size": 16, "rate": 1.0, "name": "x"}
+    assert isinstance(values["rate"], float) and Settings(**values).kept == 3
+    with pytest.raises(ValueError, match="'flag': expected true or false"):
+        settings_values(Settings, {"flag": "sometimes"}.get)

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
@@ -49,17 +49,11 @@ class LLMSettings:
 
     @classmethod
     def resolve(cls, config: Mapping[str, Any] | Any, args: argparse.Namespace | None = None) -> LLMSettings:
-        values: dict[str, Any] = {}
-        for name, spec in cls.__dataclass_fields__.items():
-            cli = getattr(args, name, None) if args is not None else None
-            try:
-                from_config = config[name] if config is not None else None
-            except (KeyError, TypeError):
-                from_config = None
-            value = cli if cli is not None else from_config
-            if value is not None:
-                values[name] = type(spec.default)(value) if isinstance(spec.default, (int, float)) else value
-        return cls(**values)
+        def lookup(name: str) -> Any:
+            cli = getattr(args, name, None)
+            return cli if cli is not None else config_value(config, name)
+
+        return cls(**settings_values(cls, lookup))
 
     @property
     def params(self) -> GenerationParams:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_directory, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbedderSpec, EmbeddingModel, read_adapter_info
@@ -58,11 +58,7 @@ class FinetuneSettings:
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> FinetuneSettings:
-        values = {}
-        for name, spec in cls.__dataclass_fields__.items():
-            value = (overrides or {}).get(name, config_value(config, name, None))
-            if value is not None:
-                values[name] = type(spec.default)(value) if isinstance(spec.default, (int, float)) else value
+        values = settings_values(cls, lambda name: (overrides or {}).get(name, config_value(config, name)))
         if "seed" not in (overrides or {}):
             values["seed"] = split_seed(config)  # like the supervision it trains on: the split's seed
         return cls(**values)

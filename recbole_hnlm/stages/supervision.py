@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_hnlm.config import as_flag, config_value
+from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_directory, atomic_write_json, fingerprint
 from recbole_hnlm.stages.common import training_view
@@ -68,17 +68,7 @@ class SupervisionSettings:
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> SupervisionSettings:
-        values = {}
-        for name, spec in cls.__dataclass_fields__.items():
-            value = (overrides or {}).get(name, config_value(config, name, None))
-            if value is None:
-                continue
-            default = spec.default
-            if isinstance(default, bool):
-                value = as_flag(value, name)
-            elif isinstance(default, (int, float)):
-                value = type(default)(value)
-            values[name] = value
+        values = settings_values(cls, lambda name: (overrides or {}).get(name, config_value(config, name)))
         if "seed" not in (overrides or {}):
             # the artefact belongs to the split, not to one training run: one store serves every seed
             values["seed"] = split_seed(config)
