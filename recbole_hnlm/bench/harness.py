@@ -189,6 +189,27 @@ class BenchSettings:
             config["data_path"] = data_path
         return config
 
+    def split_seed(self, label: str | None = None) -> int | None:
+        """The fixed split of ``label``'s cells (``--arm_config``, ``--key=value``, else the config files,
+        the last file winning as in RecBole); None when each seed draws its own split."""
+        value = {**self._files_config(), **self.overrides, **self.arm_overrides.get(label or "", {})}.get(
+            "split_seed"
+        )
+        return None if value in (None, "None", "~") else int(value)
+
+    def _files_config(self) -> dict[str, Any]:
+        import yaml
+
+        config: dict[str, Any] = {}
+        for name in self.config_files or ():
+            path = Path(name)
+            if path.is_file():  # a missing file is RecBole's error to report when a cell runs
+                loaded = yaml.safe_load(path.read_text()) or {}
+                if not isinstance(loaded, dict):
+                    raise ValueError(f"--config_files {name}: expected a yaml mapping of config keys")
+                config.update(loaded)
+        return config
+
     def describe(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -241,14 +262,14 @@ def read_cell(path: Path, key: str | None = None) -> dict[str, Any] | None:
 
 
 def split_note(settings: BenchSettings) -> str:
-    split = settings.overrides.get("split_seed")
-    if split in (None, "None", "~"):
+    split = settings.split_seed()
+    if split is None:
         return "each seed: its own random split and initialisation"
     return f"one split (split_seed {split}); each seed: its own initialisation and sampling"
 
 
 class StoreResolver:
-    """Stores of the store-based samplers: from ``--negatives``, else built by the pipeline (per seed)."""
+    """Stores of the store-based samplers: from ``--negatives``, else built by the pipeline, one per split."""
 
     def __init__(self, settings: BenchSettings) -> None:
         self.settings = settings
@@ -262,17 +283,16 @@ class StoreResolver:
         # A store depends on the split only: with a fixed `split_seed` one store serves every seed. Without
         # one, every seed has its own split, and the stores the pipeline builds (one folder per dataset)
         # would replace each other while the finished cells' analyses still read them.
-        split = self.settings.cell_config(seed, arm.label).get("split_seed")
-        if split in (None, "None", "~"):
+        split = self.settings.split_seed(arm.label)
+        if split is None:
             raise ValueError(
                 f"--samplers {arm.label}: the pipeline builds one store per split; fix the split with "
                 f"--split_seed=N (one store then serves every seed), or give per-seed stores with "
                 f"--negatives {arm.label}=PATH-{{seed}}"
             )
-        store_seed = int(split)
-        if (arm.label, store_seed) not in self.cache:
-            self.cache[(arm.label, store_seed)] = str(self._build(arm, model, store_seed))
-        return self.cache[(arm.label, store_seed)]
+        if (arm.label, split) not in self.cache:
+            self.cache[(arm.label, split)] = str(self._build(arm, model, split))
+        return self.cache[(arm.label, split)]
 
     def _build(self, arm: Arm, model: str, seed: int) -> Path:
         try:

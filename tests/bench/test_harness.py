@@ -203,6 +203,34 @@ def test_a_pipeline_store_needs_a_fixed_split(tmp_path):
     assert resolver(Arm("rns", "rns"), "MF", 2020) is None  # baselines need no store
 
 
+def test_the_fixed_split_is_read_from_config_files_overrides_and_arms(tmp_path):
+    """split_seed set in a yaml fixes the split too (table note, store seed); --key=value and an arm's
+    --arm_config win over it, as in RecBole's own priority."""
+    from recbole_hnlm.bench.harness import split_note
+
+    yaml = tmp_path / "split.yaml"
+    yaml.write_text("split_seed: 7\nepochs: 3\n")
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"), config_files=[str(yaml)])
+    assert settings.split_seed() == 7 and settings.split_seed("hnlm") == 7
+    assert split_note(settings).startswith("one split (split_seed 7)")
+    overridden = dataclasses.replace(
+        settings, overrides={"split_seed": "2020"}, arm_overrides={"hnlm": {"split_seed": 9}}
+    )
+    assert overridden.split_seed() == 2020 and overridden.split_seed("hnlm") == 9
+    assert split_note(_settings(tmp_path)).startswith("each seed: its own random split")
+
+    built: list[int] = []
+    resolver = harness.StoreResolver(settings)
+    resolver._build = lambda arm, model, seed: built.append(seed) or tmp_path / "store"
+    assert resolver(settings.arms[1], "MF", 2021) == str(tmp_path / "store")
+    assert resolver(settings.arms[1], "LightGCN", 2022) == str(tmp_path / "store")
+    assert built == [7]  # one store for the split, whatever the training seed
+
+    yaml.write_text("- not a mapping\n")
+    with pytest.raises(ValueError, match=r"--config_files .*split.yaml: expected a yaml mapping"):
+        settings.split_seed()
+
+
 def test_arm_config_reaches_only_its_arm(tmp_path):
     """--arm_config prompt:KEY=VALUE changes the prompt cells' config and key, no other cell's."""
     from recbole_hnlm.bench.harness import cell_key
