@@ -486,9 +486,9 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:+.1f}%"
 
 
-def _p(test: dict[str, Any] | None) -> str:
-    if test is None:
-        return "(best)"
+def _p(test: dict[str, Any] | None, is_best: bool) -> str:
+    if test is None:  # the best baseline itself, or no baseline among the samplers to test against
+        return "(best)" if is_best else "n/a"
     p = test.get("pvalue")
     if p is None:
         return "n/a"
@@ -542,14 +542,17 @@ def table_markdown(
             ms = row["metrics"]
             cells = [f"{ms[m]['mean']:.4f} ± {ms[m]['std']:.4f}" for m in metrics]
             gains = [_pct(ms[m].get("gain_vs_" + base)) for m in metrics]
-            ps = [_p(ms[m]["test"]) for m in metrics]
+            ps = [_p(ms[m]["test"], label == ms[m]["best_baseline"]) for m in metrics]
             name = label if label == row["sampler"] else f"{label} ({row['sampler']})"
             if row["missing_semantic_pairs"]:
                 name += f" [{row['missing_semantic_pairs']} pairs w/o store]"
             n = str(len(ms[metrics[0]]["values"]))
             lines.append("| " + " | ".join([name, n, *cells, *gains, *ps]) + " |")
         best = {m: next(iter(rows.values()))["metrics"][m]["best_baseline"] for m in metrics} if rows else {}
-        lines += ["", "Best baseline: " + ", ".join(f"{m} `{b}`" for m, b in best.items()), ""]
+        if any(best.values()):
+            lines += ["", "Best baseline: " + ", ".join(f"{m} `{b}`" for m, b in best.items()), ""]
+        else:
+            lines += ["", "Best baseline: none (no baseline sampler among these rows)", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -177,6 +177,23 @@ def test_table_says_when_the_gain_baseline_was_not_run(tmp_path):
         assert ("`rns` (not among these samplers: no gains)" in table) is noted
 
 
+def test_table_marks_only_a_baseline_best(tmp_path):
+    """A semantic arm run alone (SAMPLERS=hnlm) has nothing to be tested against: n/a, not `(best)`."""
+    cell = {"model": "MF", "seed": 2020, "test_result": {"ndcg@20": 0.2}, "missing_semantic_pairs": 0}
+    cells = [{**cell, "label": "hnlm"}, {**cell, "label": "dns", "test_result": {"ndcg@20": 0.3}}]
+    alone = _settings(tmp_path, arms=parse_arms("hnlm"), seeds=1)
+    table = table_markdown(
+        summarise(cells, ["MF"], alone.arms, metrics=["ndcg@20"]), alone, metrics=["ndcg@20"]
+    )
+    assert "| hnlm | 1 | 0.2000 ± 0.0000 | n/a | n/a |" in table
+    assert "Best baseline: none (no baseline sampler among these rows)" in table
+    both = _settings(tmp_path, arms=parse_arms("dns,hnlm"), seeds=1)
+    table = table_markdown(
+        summarise(cells, ["MF"], both.arms, metrics=["ndcg@20"]), both, metrics=["ndcg@20"]
+    )
+    assert "| dns | 1 | 0.3000 ± 0.0000 | n/a | (best) |" in table and "Best baseline: ndcg@20 `dns`" in table
+
+
 def test_sampler_labels_and_stores(tmp_path):
     arms = parse_arms("rns, hnlm, hnlm@toys, cross:hnlm")
     assert arms == [Arm("rns", "rns"), Arm("hnlm", "hnlm"), Arm("hnlm@toys", "hnlm"), Arm("cross", "hnlm")]
