@@ -49,13 +49,13 @@ samplers() { echo "${SAMPLERS:-$1}"; }
 has() { [[ ",$1," == *",$2,"* || ",$1," == *",$2:"* ]]; }
 # CACHED_ONLY=1 trains nothing: the tables from the finished cells, listing the missing ones (see ml-1m).
 CACHED_ONLY="${CACHED_ONLY:-0}"
-CACHED=()
+WHICH_CELLS=()  # which missing cells this process trains (default: all)
 if [[ "$CACHED_ONLY" == "1" ]]; then
-  CACHED=(--cached_only)
+  WHICH_CELLS=(--cached_only)
 fi
 # RUN_SEEDS=2020,2021 trains only those seeds' missing cells (the others are read): one grid, a process per core.
 if [[ -n "${RUN_SEEDS:-}" ]]; then
-  CACHED+=(--run_seeds "$RUN_SEEDS")
+  WHICH_CELLS+=(--run_seeds "$RUN_SEEDS")
 fi
 COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
   --embedding_size=64 --eval_step="$EVAL_STEP" --stopping_step=3 --show_progress=False --state=WARNING
@@ -64,7 +64,7 @@ COMMON=(--models "$MODELS" --seeds "$SEEDS" --out "$OUT" --analyses
 bench() {
   echo "=== recbole-hnlm bench $* ($(date -u +%H:%M:%S) UTC)"
   local start=$SECONDS
-  recbole-hnlm bench "${COMMON[@]}" ${CACHED[@]+"${CACHED[@]}"} "$@"
+  recbole-hnlm bench "${COMMON[@]}" ${WHICH_CELLS[@]+"${WHICH_CELLS[@]}"} "$@"
   echo "=== done in $((SECONDS - start)) s"
 }
 

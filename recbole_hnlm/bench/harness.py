@@ -164,6 +164,11 @@ class BenchSettings:
         return not self.cached_only and (self.run_seeds is None or seed in self.run_seeds)
 
     @property
+    def seed_values(self) -> list[int]:
+        """The grid's seeds: cell k runs with ``base_seed + k``."""
+        return [self.base_seed + k for k in range(self.seeds)]
+
+    @property
     def folder(self) -> Path:
         """Where the tables go: ``<out>/<name>`` (``name`` defaults to the dataset)."""
         return Path(self.out) / (self.name or self.dataset)
@@ -215,7 +220,7 @@ class BenchSettings:
             "dataset": self.dataset,
             "models": self.models,
             "samplers": [f"{a.label}:{a.sampler}" for a in self.arms],
-            "seeds": [self.base_seed + k for k in range(self.seeds)],
+            "seeds": self.seed_values,
             "epochs": self.epochs,
             "data_path": self.data_path,
             "negatives": self.negatives,
@@ -728,7 +733,7 @@ def run_bench(
         raise ValueError(f"--test must be one of {', '.join(METHODS)}, got {settings.test!r}")
     if settings.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {settings.seeds}")
-    seeds = [settings.base_seed + k for k in range(settings.seeds)]
+    seeds = settings.seed_values
     outside = sorted(set(settings.run_seeds or []) - set(seeds))
     if outside:
         raise ValueError(f"--run_seeds {outside} are not among the grid's seeds {seeds}")
@@ -736,7 +741,7 @@ def run_bench(
     cells = []
     missing: list[str] = []
     started = time.perf_counter()
-    for k in range(settings.seeds):  # seed outermost: a pipeline-built store is built once per seed
+    for k in range(settings.seeds):  # seed outermost: an interrupted grid has finished whole seeds
         for model in settings.models:
             for arm in settings.arms:
                 if settings.trains(seeds[k]):
