@@ -121,7 +121,8 @@ ml1m() {  # MovieLens-1M; text: movie_title, release_year, genre
   # `LIMIT=300` with LightGCN:2 and MF:3 (two sessions of 7 and 5 minutes); the embedder could not travel
   # there. The rest run here, one process per core: `SAMPLERS=hnlm MODELS=MF taskset -c 0 bash $0 ml-1m`
   # (builds the store, then its cells) beside `SAMPLERS=dns MODELS=LightGCN taskset -c 1 bash $0 ml-1m`;
-  # once the store exists, `RUN_SEEDS=2022` beside `RUN_SEEDS=2020,2021` shares one arm's cells between cores.
+  # once the store exists, `RUN_SEEDS=2022` beside `RUN_SEEDS=2020,2021` shares one arm's cells between cores
+  # (the last 4 LightGCN cells: hnlm 2022 then ahns 2021 on core 0, dens 2022 then ahns 2022 on core 1, ~65 min).
   # The table is `CACHED_ONLY=1 bash benchmarks/run_paper_tables.sh ml-1m`, listing the cells not yet run.
   # The store's CF supervision model (LightGCN, mining 1000 triples) trains CF_EPOCHS_ML1M epochs instead of
   # 20: ~2.5 min per epoch on one core here.
