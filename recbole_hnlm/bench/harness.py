@@ -741,15 +741,15 @@ def run_bench(
     cells = []
     missing: list[str] = []
     started = time.perf_counter()
-    for k in range(settings.seeds):  # seed outermost: an interrupted grid has finished whole seeds
+    for k, seed in enumerate(seeds):  # seed outermost: an interrupted grid has finished whole seeds
         for model in settings.models:
             for arm in settings.arms:
-                if settings.trains(seeds[k]):
+                if settings.trains(seed):
                     cells.append(run_cell(settings, model, arm, k, stores, runner))
                     continue
                 cell = finished_cell(settings, model, arm, k)
                 if cell is None:
-                    missing.append(f"{model}/{arm.label}/seed {seeds[k]}")
+                    missing.append(f"{model}/{arm.label}/seed {seed}")
                 else:
                     cells.append(cell)
     if missing:
