@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,24 +75,91 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+class ForeignPathError(FileExistsError):
+    """An artefact write was pointed at a path holding something that is not that artefact of ours."""
+
+
+def _marks_ours(meta: Any, artefact_format: str, legacy: Callable[[dict], bool] | None) -> bool:
+    if not isinstance(meta, dict):
+        return False
+    return meta.get("format") == artefact_format or (legacy is not None and bool(legacy(meta)))
+
+
+def check_replaceable(
+    path: str | os.PathLike,
+    artefact_format: str,
+    *,
+    marker: str = "meta.json",
+    legacy: Callable[[dict], bool] | None = None,
+) -> None:
+    """Raise :class:`ForeignPathError` unless an artefact folder may be written to ``path``.
+
+    Allowed: nothing at ``path``, an empty folder, or a folder whose ``marker`` file is a JSON object with
+    ``"format": artefact_format`` (or that ``legacy`` accepts: artefacts written before the field existed).
+    Anything else (a file, a link, a folder of someone else's files) is left untouched.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    advice = "move it away or choose another path"
+    if path.is_symlink() or not path.is_dir():
+        kind = "a symbolic link" if path.is_symlink() else "not a folder"
+        raise ForeignPathError(
+            f"{path}: refusing to replace it with a {artefact_format} folder: it is {kind}; {advice}"
+        )
+    if not any(path.iterdir()):
+        return
+    marker_file = path / marker
+    try:
+        meta = json.loads(marker_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        reason = f"it has no {marker}"
+    except (OSError, ValueError) as err:
+        reason = f"its {marker} cannot be read as JSON ({err})"
+    else:
+        if _marks_ours(meta, artefact_format, legacy):
+            return
+        reason = f"its {marker} has no field 'format' = {artefact_format!r}"
+    raise ForeignPathError(
+        f"{path}: refusing to replace a non-empty folder that is not a {artefact_format} folder ({reason}); "
+        f"{advice}"
+    )
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(
+    path: str | os.PathLike,
+    artefact_format: str,
+    *,
+    marker: str = "meta.json",
+    legacy: Callable[[dict], bool] | None = None,
+) -> Iterator[Path]:
     """Yield a fresh temp folder beside ``path``; on success it replaces ``path`` as a whole.
 
     Readers never see a half-written folder: either the old one or the new one. If the body raises, the
-    temp folder is removed and ``path`` is left untouched.
+    temp folder is removed and ``path`` is left untouched. Only an artefact of the same kind (see
+    :func:`check_replaceable`) or an empty folder is replaced; anything else raises
+    :class:`ForeignPathError` before the body runs, and again (the body's output discarded) should it
+    appear while the body runs.
     """
     path = Path(path)
+    check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, _default_mode(directory=True))
     try:
         yield tmp
+        check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
         old = None
-        if path.exists():
+        if os.path.lexists(path):
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)  # put the previous artefact back
+            raise
         _fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

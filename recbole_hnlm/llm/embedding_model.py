@@ -32,6 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SPEC_FILE = "embedder.json"
+EMBEDDER_FORMAT = "recbole-hnlm/embedder"
 MINILM = "all-MiniLM-L6-v2"
 SMOLLM2 = "SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -216,7 +217,7 @@ class EmbeddingModel(nn.Module):
         """Adapter weights (peft format) and ``embedder.json``: the spec plus ``info``."""
         folder = Path(folder)
         self.model.save_pretrained(str(folder))
-        payload = {"spec": self.spec.as_dict(), "dim": self.dim, **(info or {})}
+        payload = {"spec": self.spec.as_dict(), "dim": self.dim, **(info or {}), "format": EMBEDDER_FORMAT}
         (folder / SPEC_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
     @property
@@ -317,6 +318,12 @@ def read_spec(adapter_dir: str | Path) -> EmbedderSpec:
         return EmbedderSpec.from_dict(raw["spec"])
     except (ValueError, KeyError, TypeError) as err:
         raise EmbedderSpecError(f"{spec_file}: not a valid embedder spec ({err})") from err
+
+
+def legacy_embedder_info(info: dict[str, Any]) -> bool:
+    """An ``embedder.json`` written before the ``format`` field existed."""
+    spec = info.get("spec")
+    return isinstance(spec, dict) and "base_model" in spec and "dim" in info
 
 
 def read_adapter_info(adapter_dir: str | Path) -> dict[str, Any]:

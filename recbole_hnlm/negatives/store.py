@@ -122,7 +122,7 @@ def write_store(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         details=dict(details or {}),
     )
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, STORE_FORMAT) as tmp:
         np.save(tmp / VECTORS_FILE, vectors.astype(np.float16))
         keys.to_csv(tmp / KEYS_FILE, sep="\t", index=False, header=["user_token", "item_token"])
         (tmp / META_FILE).write_text(json.dumps(asdict(meta), indent=2, sort_keys=True) + "\n")

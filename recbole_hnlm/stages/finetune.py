@@ -31,8 +31,15 @@ from tqdm.auto import tqdm
 
 from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
-from recbole_hnlm.io import atomic_directory, fingerprint
-from recbole_hnlm.llm.embedding_model import EmbedderSpec, EmbeddingModel, read_adapter_info
+from recbole_hnlm.io import atomic_directory, check_replaceable, fingerprint
+from recbole_hnlm.llm.embedding_model import (
+    EMBEDDER_FORMAT,
+    SPEC_FILE,
+    EmbedderSpec,
+    EmbeddingModel,
+    legacy_embedder_info,
+    read_adapter_info,
+)
 
 EMBEDDER_DIR = "embedder"
 
@@ -135,6 +142,7 @@ def finetune(
     Returns the training log (losses, held-out similarity gap before/after, seconds).
     """
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, EMBEDDER_FORMAT, marker=SPEC_FILE, legacy=legacy_embedder_info)
     ckpt_dir = out_dir.with_name(out_dir.name + ".ckpt")
     spec = settings.spec()
     train, held = split_holdout(triples, settings.hnlm_ft_eval_fraction, settings.seed)
@@ -211,7 +219,7 @@ def finetune(
     log["held_out"] = len(held)
     log["train_triples"] = len(train)
     log["seconds"] = round(log.get("seconds", 0.0) + time.perf_counter() - start_time, 1)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, EMBEDDER_FORMAT, marker=SPEC_FILE, legacy=legacy_embedder_info) as tmp:
         model.save(tmp, info={"fingerprint": run_fp, "settings": settings.as_dict(), **(info or {})})
         (tmp / "train_log.json").write_text(json.dumps(log, indent=2) + "\n")
     shutil.rmtree(ckpt_dir, ignore_errors=True)

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recbole_hnlm.config import config_value
-from recbole_hnlm.io import atomic_write_json, fingerprint
+from recbole_hnlm.io import atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
@@ -76,7 +76,7 @@ def infer_store(
     fail_after_chunks: int | None = None,
 ) -> Path:
     """Embed every training pair's query with the adapter in ``adapter_dir``; returns the store folder."""
-    from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError, write_store
+    from recbole_hnlm.negatives.store import STORE_FORMAT, SemanticNegativeStore, StoreError, write_store
 
     adapter_dir = Path(adapter_dir)
     info = read_adapter_info(adapter_dir)
@@ -104,6 +104,7 @@ def infer_store(
                 return out
         except StoreError:
             pass
+    check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
     start = time.perf_counter()
     users, items = training_pairs(view)
     model = EmbeddingModel.load(adapter_dir)

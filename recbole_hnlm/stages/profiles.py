@@ -32,6 +32,12 @@ from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arg
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 USABLE = ("ok", "repaired", "fallback")
+PROFILES_FORMAT = "recbole-hnlm/profiles"
+
+
+def legacy_profiles_meta(meta: dict[str, Any]) -> bool:
+    """A profiles ``meta.json`` written before the ``format`` field existed."""
+    return meta.get("stage") == "profiles" and "dataset_fingerprint" in meta
 
 
 class ProfilesMissingError(FileNotFoundError):
@@ -167,7 +173,8 @@ def write_profiles(
     if embedder is not None:
         embedded = {"item": embed_profiles(items, embedder), "user": embed_profiles(users, embedder)}
         meta = {**meta, "embedder": {"name": embedder.name, "model": embedder.model}}
-    with atomic_directory(out_dir) as tmp:
+    meta = {**meta, "format": PROFILES_FORMAT}
+    with atomic_directory(out_dir, PROFILES_FORMAT, legacy=legacy_profiles_meta) as tmp:
         (tmp / "items.jsonl").write_text(_jsonl(items), encoding="utf-8")
         (tmp / "users.jsonl").write_text(_jsonl(users), encoding="utf-8")
         for kind, (tokens, vectors) in embedded.items():

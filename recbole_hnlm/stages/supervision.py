@@ -39,12 +39,19 @@ import torch
 
 from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
-from recbole_hnlm.io import atomic_directory, atomic_write_json, fingerprint
+from recbole_hnlm.io import atomic_directory, atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.stages.common import training_view
+from recbole_hnlm.stages.item_vectors import item_passage
 
 SUPERVISION_DIR = "supervision"
 CF_DIR = "supervision_cf"
 SELECTIONS = ("dns", "ahns")
+SUPERVISION_FORMAT = "recbole-hnlm/supervision"
+
+
+def legacy_supervision_meta(meta: dict[str, Any]) -> bool:
+    """A supervision ``meta.json`` written before the ``format`` field existed."""
+    return meta.get("stage") == "supervision" and "fingerprint" in meta
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ class QueryBuilder:
         fallbacks: Counter = Counter()
         item_text: dict[str, str] = {}
         for token, record in view.items.items():
-            info = "; ".join(f"{k}: {v}" for k, v in record.info.items() if v) or token
+            info = item_passage(record)
             profile = item_profiles.get(token)
             if profile:
                 info += ". " + _words(profile, settings.hnlm_item_profile_words)
@@ -342,6 +349,7 @@ def build_supervision(
     meta = read_meta(out)
     if not force and meta is not None and meta.get("fingerprint") == fp and (out / "triples.jsonl").is_file():
         return out
+    check_replaceable(out, SUPERVISION_FORMAT, legacy=legacy_supervision_meta)
     start = time.perf_counter()
     model, dataset, train, cf_info = train_cf(config, settings, root, progress=progress)
     from recbole_hnlm.data.fingerprint import dataset_fingerprint
@@ -381,6 +389,7 @@ def build_supervision(
         }
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
     meta = {
+        "format": SUPERVISION_FORMAT,
         "stage": "supervision",
         "dataset": view.dataset,
         "dataset_fingerprint": view.dataset_fingerprint,
@@ -393,7 +402,7 @@ def build_supervision(
         "text_fallbacks": dict(builder.fallbacks),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, SUPERVISION_FORMAT, legacy=legacy_supervision_meta) as tmp:
         (tmp / "triples.jsonl").write_text("".join(lines), encoding="utf-8")
         if cf_arrays is not None:
             np.savez(tmp / "cf_embeddings.npz", **cf_arrays)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,31 @@ def test_finetune_resumes_from_checkpoint(tmp_path, tiny_causal):
 def test_finetuning_is_seeded_by_the_split_not_the_training_seed():
     assert FinetuneSettings.resolve({"seed": 2022, "split_seed": 2020}).seed == 2020
     assert FinetuneSettings.resolve({"seed": 2022}).seed == 2022
+
+
+def test_finetune_refuses_a_foreign_out_dir_before_training(tmp_path, tiny_causal):
+    from recbole_hnlm.io import ForeignPathError
+
+    out = tmp_path / "mine"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "keep.txt").write_text("keep\n")
+    with pytest.raises(ForeignPathError, match=re.escape(str(out)) + r".*embedder\.json"):
+        finetune(triples(8, seed=5), out, fast_settings(str(tiny_causal)), progress=False)
+    assert (out / "sub" / "keep.txt").read_text() == "keep\n" and sorted(p.name for p in out.iterdir()) == [
+        "sub"
+    ]
+    assert not (tmp_path / "mine.ckpt").exists()
+
+
+def test_finetune_output_is_marked_and_replaceable(tmp_path, tiny_causal):
+    import json
+
+    settings = fast_settings(str(tiny_causal), hnlm_ft_epochs=1)
+    data = triples(8, seed=6)
+    finetune(data, tmp_path / "emb", settings, progress=False)
+    info = json.loads((tmp_path / "emb" / "embedder.json").read_text())
+    assert info["format"] == "recbole-hnlm/embedder"
+    del info["format"]  # as written before the field existed: still ours
+    (tmp_path / "emb" / "embedder.json").write_text(json.dumps(info))
+    finetune(data, tmp_path / "emb", settings, progress=False)
+    assert json.loads((tmp_path / "emb" / "embedder.json").read_text())["format"] == "recbole-hnlm/embedder"

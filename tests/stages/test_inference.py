@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,20 @@ def test_cached_store_is_reused_and_other_chunks_are_discarded(tmp_path, adapter
     stamp = (out / "meta.json").stat().st_mtime_ns
     assert infer_store(config, tmp_path, adapter, view=view, chunk_size=8, progress=False) == out
     assert (out / "meta.json").stat().st_mtime_ns == stamp
+
+
+def test_infer_out_refuses_a_foreign_folder_before_embedding(tmp_path, adapter):
+    from recbole_hnlm.io import ForeignPathError
+
+    out = tmp_path / "thesis"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "plot.png").write_bytes(b"\x89PNG")
+    (out / "draft.md").write_text("# draft\n")
+    (out / "meta.json").write_text('{"title": "not a store"}\n')
+    before = {str(p): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
+    with pytest.raises(ForeignPathError, match=re.escape(str(out))):
+        infer_store(
+            {"hnlm_use_profiles": False}, tmp_path, adapter, view=fake_view(), out=out, progress=False
+        )
+    assert {str(p): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))} == before
+    assert not (tmp_path / "thesis.chunks").exists()

@@ -1,0 +1,131 @@
+"""Atomic artefact folders: only an artefact of the same kind (or an empty folder) is ever replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recbole_hnlm.io import ForeignPathError, atomic_directory, check_replaceable
+from recbole_hnlm.negatives.store import SemanticNegativeStore, write_store
+from recbole_hnlm.stages.profiles import PROFILES_FORMAT, legacy_profiles_meta, write_profiles
+
+USERS, ITEMS = ["u1", "u2"], ["i1", "i2"]
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every entry under ``root`` (folders as None) with its bytes: to prove a folder was not touched."""
+    out: dict[str, bytes | None] = {}
+    for entry in sorted(root.rglob("*")):
+        out[str(entry.relative_to(root))] = None if entry.is_dir() else entry.read_bytes()
+    return out
+
+
+def store(path: Path, seed: int = 0):
+    vectors = np.random.default_rng(seed).normal(size=(2, 4)).astype(np.float32)
+    return write_store(path, USERS, ITEMS, vectors, producer="test", dataset="toy", dataset_fingerprint="fp")
+
+
+def foreign_folder(path: Path) -> Path:
+    (path / "papers" / "drafts").mkdir(parents=True)
+    (path / "notes.txt").write_text("my thesis notes\n")
+    (path / "papers" / "drafts" / "chapter1.tex").write_text("\\chapter{One}\n")
+    (path / "meta.json").write_text(json.dumps({"owner": "someone else"}))
+    return path
+
+
+def leftovers(parent: Path, name: str) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_foreign_folder_survives_write_store_untouched(tmp_path):
+    target = foreign_folder(tmp_path / "mine")
+    before = snapshot(target)
+    with pytest.raises(ForeignPathError, match=re.escape(str(target))):
+        store(target)
+    assert snapshot(target) == before
+    assert leftovers(tmp_path, "mine") == []
+
+
+def test_foreign_folder_without_meta_is_refused(tmp_path):
+    target = tmp_path / "data"
+    (target / "sub").mkdir(parents=True)
+    (target / "sub" / "x.bin").write_bytes(b"\x00\x01")
+    before = snapshot(target)
+    with pytest.raises(ForeignPathError, match=r"has no meta\.json"):
+        store(target)
+    assert snapshot(target) == before
+
+
+def test_file_at_path_is_refused_without_leftovers(tmp_path):
+    target = tmp_path / "store"
+    target.write_text("not a folder\n")
+    with pytest.raises(ForeignPathError, match=re.escape(str(target)) + ".*not a folder"):
+        store(target)
+    assert target.read_text() == "not a folder\n"
+    assert leftovers(tmp_path, "store") == [] and not any("old-" in p.name for p in tmp_path.iterdir())
+
+
+def test_symlink_at_path_is_refused(tmp_path):
+    real = tmp_path / "real"
+    store(real)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with pytest.raises(ForeignPathError, match="symbolic link"):
+        store(link, seed=1)
+    assert link.is_symlink() and SemanticNegativeStore(real).meta.count == 2
+
+
+def test_own_store_and_empty_folder_are_replaced(tmp_path):
+    target = tmp_path / "store"
+    target.mkdir()  # an empty folder, e.g. made by the user beforehand
+    store(target, seed=0)
+    first = np.asarray(SemanticNegativeStore(target).vectors).copy()
+    store(target, seed=1)
+    second = np.asarray(SemanticNegativeStore(target).vectors)
+    assert not np.array_equal(first, second)
+    assert leftovers(tmp_path, "store") == []
+
+
+def test_another_kind_of_our_artefact_is_not_replaced(tmp_path):
+    profiles = tmp_path / "profiles"
+    write_profiles(profiles, [{"token": "i1"}], [{"token": "u1"}], meta={"stage": "profiles"})
+    assert json.loads((profiles / "meta.json").read_text())["format"] == PROFILES_FORMAT
+    before = snapshot(profiles)
+    with pytest.raises(ForeignPathError, match="recbole-hnlm/semantic-negatives"):
+        store(profiles)
+    assert snapshot(profiles) == before
+
+
+def test_artefacts_written_before_the_format_field_stay_replaceable(tmp_path):
+    old = tmp_path / "profiles"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"stage": "profiles", "dataset_fingerprint": "fp"}))
+    (old / "items.jsonl").write_text("")
+    check_replaceable(old, PROFILES_FORMAT, legacy=legacy_profiles_meta)
+    write_profiles(old, [{"token": "i1"}], [], meta={"stage": "profiles", "dataset_fingerprint": "fp"})
+    assert json.loads((old / "meta.json").read_text())["format"] == PROFILES_FORMAT
+
+
+def test_folder_appearing_during_the_body_is_not_replaced(tmp_path):
+    target = tmp_path / "late"
+    with pytest.raises(ForeignPathError), atomic_directory(target, "recbole-hnlm/test") as tmp:
+        (tmp / "meta.json").write_text(json.dumps({"format": "recbole-hnlm/test"}))
+        foreign_folder(target)
+    assert (target / "notes.txt").read_text() == "my thesis notes\n"
+    assert leftovers(tmp_path, "late") == []
+
+
+def test_failed_body_leaves_the_previous_artefact(tmp_path):
+    target = tmp_path / "art"
+    with atomic_directory(target, "recbole-hnlm/test") as tmp:
+        (tmp / "meta.json").write_text(json.dumps({"format": "recbole-hnlm/test", "n": 1}))
+    with pytest.raises(RuntimeError), atomic_directory(target, "recbole-hnlm/test") as tmp:
+        (tmp / "meta.json").write_text(json.dumps({"format": "recbole-hnlm/test", "n": 2}))
+        raise RuntimeError("body failed")
+    assert json.loads((target / "meta.json").read_text())["n"] == 1
+    assert leftovers(tmp_path, "art") == [] and os.listdir(tmp_path) == ["art"]
