@@ -240,10 +240,8 @@ def load_data_and_model(model_file: str) -> tuple[Any, Any, Any, Any, Any, Any]:
 
     Returns ``(config, model, dataset, train_data, valid_data, test_data)`` like RecBole's.
     """
-    import torch
-
     install()
-    checkpoint = torch.load(model_file)
+    checkpoint = compat.load_checkpoint(model_file)  # allow-listed unpickling, never plain pickle
     config = checkpoint["config"]
     init_logger(config)
     dataset, train_data, valid_data, test_data = split_data(config)

@@ -158,7 +158,7 @@ def finetune(
     state_file = ckpt_dir / "state.pt"
     log: dict[str, Any] = {"losses": [], "epoch": 0, "step": 0, "resumed_from_step": 0}
     if state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        state = torch.load(state_file, map_location="cpu", weights_only=True)  # tensors, numbers, lists
         if state.get("fingerprint") == run_fp:
             with torch.no_grad():
                 for name, value in state["params"].items():

@@ -253,7 +253,9 @@ def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress
             },
         )
         source = saved
-    state = torch.load(source, map_location=cfg["device"], weights_only=False)
+    from recbole_hnlm.compat import load_checkpoint
+
+    state = load_checkpoint(source, map_location=cfg["device"])  # may be a user's file: allow-listed only
     model.load_state_dict(state.get("state_dict", state))
     model.eval()
     return model, dataset, train_data._dataset, {"fingerprint": cf_fp, "checkpoint": str(source)}

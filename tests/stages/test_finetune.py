@@ -152,3 +152,24 @@ def test_finetune_output_is_marked_and_replaceable(tmp_path, tiny_causal):
     (tmp_path / "emb" / "embedder.json").write_text(json.dumps(info))
     finetune(data, tmp_path / "emb", settings, progress=False)
     assert json.loads((tmp_path / "emb" / "embedder.json").read_text())["format"] == "recbole-hnlm/embedder"
+
+
+class _RunsCode:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_state_file_is_refused_not_run(tmp_path, tiny_causal):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "emb.ckpt").mkdir()
+    torch.save({"fingerprint": _RunsCode(marker)}, tmp_path / "emb.ckpt" / "state.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        finetune(triples(8, seed=7), tmp_path / "emb", fast_settings(str(tiny_causal)), progress=False)
+    assert not marker.exists()

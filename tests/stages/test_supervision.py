@@ -124,3 +124,30 @@ def test_supervision_is_seeded_by_the_split_not_the_training_seed():
     """One split, many training seeds: the same supervision (and so one store) serves them all."""
     assert SupervisionSettings.resolve({"seed": 2021, "split_seed": 2020}).seed == 2020
     assert SupervisionSettings.resolve({"seed": 2021, "split_seed": None}).seed == 2021  # split follows seed
+
+
+class _RunsCode:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_cf_checkpoint_is_refused_not_run(in_tmp):
+    """``hnlm_cf_checkpoint`` names a user's file: it is read with the allow-listing loader only."""
+    from recbole_hnlm.compat import CheckpointRefusedError
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.stages.supervision import train_cf
+
+    marker = in_tmp / "pwned"
+    crafted = in_tmp / "cf.pth"
+    torch.save({"config": _RunsCode(marker), "state_dict": {}}, crafted, pickle_protocol=4)
+    config = make_config(
+        "HNLMLightGCN", "ml-100k", config_dict={**SMALL_ML100K, "hnlm_cf_checkpoint": str(crafted)}
+    )
+    with pytest.raises(CheckpointRefusedError, match=r"cf\.pth.*system"):
+        train_cf(config, SupervisionSettings.resolve(config), in_tmp / "artifacts", progress=False)
+    assert not marker.exists()
