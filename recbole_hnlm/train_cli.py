@@ -1,11 +1,12 @@
-"""``recbole-hnlm train`` / ``run_hnlm.py``: train and evaluate one model."""
+"""``recbole-hnlm train`` / ``run_hnlm.py``: train and evaluate one model.
+
+The parser imports neither torch nor RecBole (``--help`` stays fast); ``run`` imports the training code.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-from recbole_hnlm.distributed import DDPOptions
-from recbole_hnlm.quick_start import SAMPLERS, run_hnlm
+import sys
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +14,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--model", "-m", default="LightGCN", help="MF/BPR, LightGCN, NGCF, SGL, SimGCL (or HNLM*)"
     )
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name (ml-100k is embedded)")
-    parser.add_argument("--sampler", default="hnlm", choices=SAMPLERS, help="where the negatives come from")
+    parser.add_argument(
+        "--sampler",
+        default="hnlm",
+        help="where the negatives come from: hnlm, prompt, rns, dns, dnsmn, mixgcf, dens, ahns, rlmrec-con, "
+        "rlmrec-gen, ... (an unknown name lists them all)",
+    )
     parser.add_argument("--negatives", default=None, help="a semantic-negative store folder")
     parser.add_argument(
         "--config_files", default=None, help="RecBole yaml config files, space separated (later files win)"
@@ -30,6 +36,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recbole_hnlm.distributed import DDPOptions
+    from recbole_hnlm.quick_start import SAMPLERS, run_hnlm
+
+    if args.sampler not in SAMPLERS:
+        print(
+            f"recbole-hnlm train: error: argument --sampler: invalid choice: {args.sampler!r} "
+            f"(choose from {', '.join(SAMPLERS)})",
+            file=sys.stderr,
+        )
+        return 2
     run_hnlm(
         model=args.model,
         dataset=args.dataset,

@@ -48,10 +48,14 @@ from recbole_hnlm.quick_start import (
     train_and_evaluate,
 )
 from recbole_hnlm.registry import resolve_model_name
+from recbole_hnlm.tune_cli import (
+    HYPEROPT_ALGOS,
+    TOOLS,
+    configure_parser,  # noqa: F401  (recbole-hnlm tune)
+    tool_name,
+)
 
 PARAM_KINDS = ("choice", "uniform", "quniform", "loguniform")
-TOOLS = ("ray", "hyperopt")
-HYPEROPT_ALGOS = ("exhaustive", "random", "bayes")
 
 
 class ParamsFileError(ValueError):
@@ -259,6 +263,8 @@ def prepare_job(
     Relative paths (config files, ``data_path``) are made absolute: Ray runs trials in their own folders.
     """
     model_name = resolve_model_name(model)
+    if "tool" in options:  # RecBole spells the tools Ray and Hyperopt
+        options["tool"] = tool_name(options["tool"])
     params_path = resolve_params_file(params_file)
     specs = parse_params_file(params_path)
     sampler = sampler or ("hnlm" if negatives else "rns")
@@ -625,42 +631,6 @@ def tune(job: TuneJob) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------
-
-
-def _option(group: Any, name: str, **kwargs: Any) -> None:
-    """``--max-epochs`` and ``--max_epochs`` alike (the plugin's other commands use underscores)."""
-    group.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, **kwargs)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", "-m", default="LightGCN", help="MF/BPR, LightGCN, NGCF, SGL, SimGCL, HNLM*"
-    )
-    parser.add_argument("--dataset", "-d", default="ml-100k")
-    parser.add_argument("--params", required=True, help="params file, e.g. properties/hyper/lightgcn.hyper")
-    parser.add_argument("--tool", choices=TOOLS, default="ray", help="Ray Tune + ASHA, or RecBole's hyperopt")
-    parser.add_argument("--samples", type=int, default=8, help="trials (hyperopt: max evals)")
-    _option(parser, "max_epochs", type=int, default=10, help="epochs per trial (ASHA's budget)")
-    parser.add_argument(
-        "--sampler", default=None, help="as in `train` (default: hnlm with --negatives, else rns)"
-    )
-    parser.add_argument("--negatives", default=None, help="a semantic-negative store folder (HNLM knobs)")
-    parser.add_argument("--config_files", default=None, help="RecBole yaml files, space separated")
-    parser.add_argument(
-        "--output", default=None, help="results folder (default <output_dir>/<dataset>/tune-*)"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the search (which configs are drawn)")
-    ray_group = parser.add_argument_group("Ray Tune")
-    _option(ray_group, "cpus_per_trial", type=float, default=1.0)
-    _option(ray_group, "gpus_per_trial", type=float, default=0.0)
-    _option(ray_group, "ray_address", default=None, help="address of a running Ray cluster (default: local)")
-    _option(ray_group, "num_cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
-    _option(ray_group, "grace_period", type=int, default=1, help="ASHA: epochs before a trial can be stopped")
-    _option(ray_group, "reduction_factor", type=int, default=2, help="ASHA: keep 1/factor at each rung")
-    hyperopt_group = parser.add_argument_group("hyperopt (RecBole HyperTuning)")
-    hyperopt_group.add_argument("--algo", choices=HYPEROPT_ALGOS, default="random")
-    _option(hyperopt_group, "early_stop", type=int, default=10, help="stop after N trials without progress")
-    parser.epilog = "Any other --key=value is a fixed RecBole/plugin config override for every trial."
 
 
 def run(args: argparse.Namespace) -> int:

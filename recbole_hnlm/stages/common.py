@@ -17,6 +17,7 @@ from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
 from recbole_hnlm.llm.parsing import NEGATIVE_REASONING_CHARS, PROFILE_REASONING_CHARS, PROFILE_SUMMARY_CHARS
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget
+from recbole_hnlm.stages.cli import add_common_arguments  # noqa: F401  (the stages' shared flags)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -88,34 +89,6 @@ class LLMSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by ``profiles`` and ``negatives``; unset flags fall back to the config, then defaults."""
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--data_path", default=None)
-    parser.add_argument("--config_files", nargs="*", default=None)
-    parser.add_argument("--model", default="HNLMLightGCN", help="model whose config shapes the split")
-    parser.add_argument("--artifact_dir", default=None)
-    parser.add_argument(
-        "--backend", dest="llm_backend", default=None, help="openai | ollama | llamacpp | transformers"
-    )
-    parser.add_argument("--llm_model", default=None, help="model name (servers) or model path (local)")
-    parser.add_argument("--base_url", dest="llm_base_url", default=None)
-    parser.add_argument(
-        "--api_key_env", dest="llm_api_key_env", default=None, help="env var holding the API key"
-    )
-    parser.add_argument("--concurrency", dest="llm_concurrency", type=int, default=None)
-    parser.add_argument("--timeout", dest="llm_timeout", type=float, default=None)
-    parser.add_argument("--retries", dest="llm_retries", type=int, default=None)
-    parser.add_argument("--max_tokens", dest="llm_max_tokens", type=int, default=None)
-    parser.add_argument("--temperature", dest="llm_temperature", type=float, default=None)
-    parser.add_argument("--max_repairs", dest="llm_max_repairs", type=int, default=None)
-    parser.add_argument("--prompt_max_tokens", type=int, default=None)
-    parser.add_argument("--embedder", default=None, help="sentence-transformers | openai | ollama")
-    parser.add_argument("--embedder_model", default=None)
-    parser.add_argument("--embedder_base_url", default=None)
-    parser.add_argument("--no_progress", action="store_true")
 
 
 @dataclass

@@ -40,6 +40,7 @@ from recbole_hnlm.llm.embedding_model import (
     legacy_embedder_info,
     read_adapter_info,
 )
+from recbole_hnlm.stages.cli import configure_finetune as configure_parser  # noqa: F401
 
 EMBEDDER_DIR = "embedder"
 
@@ -272,18 +273,6 @@ def ensure_embedder(
         progress=progress,
     )
     return out
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    from recbole_hnlm.stages.supervision import add_stage_arguments
-
-    add_stage_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="rebuild supervision and adapter even if cached")
-    parser.epilog = (
-        "Builds the CF supervision set if missing (profiles must exist unless --hnlm_use_profiles=false), "
-        "then fine-tunes. Settings are config keys: --hnlm_embedder_model=..., --hnlm_ft_epochs=..., "
-        "--hnlm_sup_size=..., --hnlm_ft_tau=..."
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from recbole_hnlm.config import config_value
 from recbole_hnlm.io import atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
+from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
 
@@ -183,23 +184,6 @@ def infer_store(
         f"{seconds:.1f} s) -> {out}; text fallbacks {dict(builder.fallbacks)}"
     )
     return out
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    from recbole_hnlm.stages.supervision import add_stage_arguments
-
-    add_stage_arguments(parser)
-    parser.add_argument(
-        "--embedder",
-        default=None,
-        help="adapter folder written by `finetune` (default: <artifact_dir>/<dataset>/embedder); "
-        "an adapter fine-tuned on another dataset gives the generalisation setting",
-    )
-    parser.add_argument(
-        "--out", default=None, help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm)"
-    )
-    parser.add_argument("--batch_size", type=int, default=None)
-    parser.add_argument("--force", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ from recbole_hnlm.llm.cache import RequestCache
 from recbole_hnlm.llm.embedders import Embedder
 from recbole_hnlm.llm.parsing import Outcome, StructuredTask, profile_task
 from recbole_hnlm.llm.prompts import HistoryEntry, ItemRecord, item_profile_messages, user_profile_messages
-from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
+from recbole_hnlm.stages.cli import configure_profiles as configure_parser  # noqa: F401  (recbole-hnlm profiles)
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 USABLE = ("ok", "repaired", "fallback")
@@ -252,13 +253,6 @@ def generate_profiles(
     for report in (item_report, user_report):
         print(report.summary())
     return meta
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--embed", action="store_true", help="also embed the profiles (RLMRec baseline)")
-    parser.add_argument("--max_items", type=int, default=None, help="only the first N items (smoke runs)")
-    parser.add_argument("--max_users", type=int, default=None, help="only the first N users (smoke runs)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,11 +27,13 @@ from recbole_hnlm.llm.cache import RequestCache
 from recbole_hnlm.llm.embedders import Embedder
 from recbole_hnlm.llm.parsing import is_none_answer, is_template_echo, negative_task, negatives_task
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
-from recbole_hnlm.stages.common import LLMSettings, TrainingView, add_common_arguments, artifact_root
+from recbole_hnlm.stages.cli import NEGATIVE_MODES
+from recbole_hnlm.stages.cli import configure_negatives as configure_parser  # noqa: F401  (recbole-hnlm negatives)
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root
 from recbole_hnlm.stages.profiles import checked_profiles_meta, usable_summaries
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
-MODES = ("interaction", "user")
+MODES = NEGATIVE_MODES
 PRODUCER = "prompt_negatives"
 
 
@@ -216,12 +218,6 @@ def generate_negatives(
     atomic_write_json(root / "negatives" / "prompt.report.json", summary)
     print(report.summary() + f"; {len(rows)} store rows; skipped {dict(skips)}")
     return summary
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--mode", choices=MODES, default="interaction")
-    parser.add_argument("--k", type=int, default=3, help="negatives per user in --mode user")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -441,14 +441,6 @@ def read_triples(folder: Path) -> list[dict[str, str]]:
     return out
 
 
-def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``finetune`` and ``infer``: dataset and config; ``--key=value`` overrides the rest."""
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--model", default="LightGCN", help="model whose config shapes the split")
-    parser.add_argument("--config_files", nargs="*", default=None)
-    parser.add_argument("--no_progress", action="store_true")
-
-
 def stage_config(args: argparse.Namespace) -> Any:
     """The plugin config of a stage command: model, dataset, config files and ``--key=value`` overrides."""
     from recbole_hnlm.config import make_config
