@@ -1,7 +1,8 @@
 """Chat backends behind one small protocol, picked by name from :data:`BACKENDS`.
 
 - ``openai``: any OpenAI-compatible server (vLLM, llama.cpp server, OpenAI). The API key is read from
-  the environment variable named by ``api_key_env`` and is never logged or stored.
+  the environment variable named by ``api_key_env`` and is never logged or stored; with no variable
+  named, no key is sent (``OPENAI_API_KEY`` is not read by default: it would go to any ``base_url``).
 - ``ollama``: Ollama's native ``/api/chat``.
 - ``llamacpp`` (the default local backend): the embedded SmolLM2-135M-Instruct GGUF served in-process
   by llama.cpp (``xllamacpp``) on 127.0.0.1 with parallel slots, then spoken to as ``openai``.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from recbole_hnlm.llm.concurrency import JsonHttpClient, LLMServerError, RetryPolicy
+from recbole_hnlm.llm.concurrency import JsonHttpClient, LLMServerError, RetryPolicy, bearer_header
 
 Messages = list[dict[str, str]]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -87,15 +88,15 @@ class OpenAIChat:
         base_url: str = "http://127.0.0.1:8000/v1",
         model: str = "default",
         *,
-        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         max_concurrency: int = 4,
         timeout: float = 120.0,
         retry: RetryPolicy | None = None,
         structured: bool = True,
     ) -> None:
-        key = os.environ.get(api_key_env) if api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = JsonHttpClient(base_url, timeout=timeout, retry=retry, headers=headers)
+        self.client = JsonHttpClient(
+            base_url, timeout=timeout, retry=retry, headers=bearer_header(api_key_env, "llm_api_key_env")
+        )
         self.model = model
         self.max_concurrency = max_concurrency
         self.structured = structured

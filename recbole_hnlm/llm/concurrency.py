@@ -8,6 +8,7 @@ can see exactly how often a server misbehaved.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -83,6 +84,20 @@ def _retry_after(response: requests.Response) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def bearer_header(api_key_env: str | None, setting: str) -> dict[str, str]:
+    """``Authorization: Bearer <key>`` from the environment variable the user named, else no header.
+
+    A named variable that is unset or empty is an error (``setting`` names the config key), not a request
+    without the key the user meant to send.
+    """
+    if not api_key_env:
+        return {}
+    key = os.environ.get(api_key_env, "").strip()
+    if not key:
+        raise ValueError(f"{setting} names the environment variable {api_key_env!r}, which is unset or empty")
+    return {"Authorization": f"Bearer {key}"}
 
 
 class JsonHttpClient:

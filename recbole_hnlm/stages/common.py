@@ -47,6 +47,7 @@ class LLMSettings:
     embedder_model: str | None = None
     embedder_base_url: str | None = None
     embedder_batch_size: int = 64
+    embedder_api_key_env: str | None = None
 
     @classmethod
     def resolve(cls, config: Mapping[str, Any] | Any, args: argparse.Namespace | None = None) -> LLMSettings:
@@ -85,6 +86,8 @@ class LLMSettings:
             options["model_path"] = self.embedder_model
         else:
             options.update(base_url=self.embedder_base_url, model=self.embedder_model)
+        if self.embedder == "openai":
+            options["api_key_env"] = self.embedder_api_key_env
         return make_embedder(self.embedder, **options)
 
     def as_dict(self) -> dict[str, Any]:

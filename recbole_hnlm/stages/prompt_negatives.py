@@ -163,7 +163,9 @@ def write_negatives(
 
 def negatives_config(settings: LLMSettings, mode: str, k: int) -> dict[str, Any]:
     """What a prompt store's ``config_fingerprint`` covers: the LLM settings, the mode and K."""
-    return {**settings.as_dict(), "mode": mode, "k": k}
+    # The embedder's key variable does not shape the store; left out, stores built before it existed match.
+    shaping = {key: v for key, v in settings.as_dict().items() if key != "embedder_api_key_env"}
+    return {**shaping, "mode": mode, "k": k}
 
 
 def generate_negatives(

@@ -114,3 +114,38 @@ def test_server_embedders(standin):
     assert standin.calls["/v1/embeddings"] == 3 and standin.calls["/api/embed"] == 4
     assert all(body.get("encoding_format") == "float" for body in standin.bodies if "encoding_format" in body)
     assert sum("encoding_format" in body for body in standin.bodies) == 3
+
+
+def _authorizations(server) -> list[str | None]:
+    return [h.get("Authorization") for h in server.headers]
+
+
+def test_openai_key_is_never_sent_unless_its_variable_is_named(standin, monkeypatch):
+    """OPENAI_API_KEY in the environment must not reach an arbitrary base_url by default."""
+    from recbole_hnlm.stages.common import LLMSettings
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-ambient-999")
+    OpenAIChat(standin.url + "/v1", "m", retry=FAST).chat(MSGS, params=PARAMS)
+    make_backend("openai", base_url=standin.url + "/v1", model="m", api_key_env=None, retry=FAST).chat(
+        MSGS, params=PARAMS
+    )
+    settings = LLMSettings(llm_backend="openai", llm_base_url=standin.url + "/v1", llm_model="m")
+    settings.backend().chat(MSGS, params=PARAMS)
+    OpenAIEmbedder(standin.url + "/v1", "e", retry=FAST).embed(["a", "b"])
+    LLMSettings(embedder="openai", embedder_base_url=standin.url + "/v1").make_embedder().embed(["c"])
+    assert len(standin.headers) == 5 and _authorizations(standin) == [None] * 5
+
+    monkeypatch.setenv("HNLM_EMBED_KEY", "sk-embed-456")
+    named = LLMSettings(
+        embedder="openai", embedder_base_url=standin.url + "/v1", embedder_api_key_env="HNLM_EMBED_KEY"
+    )
+    named.make_embedder().embed(["d"])
+    assert _authorizations(standin)[-1] == "Bearer sk-embed-456"
+
+
+def test_a_named_but_unset_key_variable_is_an_error(monkeypatch):
+    monkeypatch.delenv("HNLM_MISSING_KEY", raising=False)
+    with pytest.raises(ValueError, match=r"llm_api_key_env.*HNLM_MISSING_KEY"):
+        OpenAIChat("http://127.0.0.1:9/v1", "m", api_key_env="HNLM_MISSING_KEY")
+    with pytest.raises(ValueError, match=r"embedder_api_key_env.*HNLM_MISSING_KEY"):
+        OpenAIEmbedder("http://127.0.0.1:9/v1", "e", api_key_env="HNLM_MISSING_KEY")

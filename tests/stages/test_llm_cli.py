@@ -59,3 +59,21 @@ def test_cli_profiles_then_negatives(tmp_path, monkeypatch):
     profiled = {json.loads(line)["token"] for line in users}
     assert set(store.user_tokens.tolist()) == profiled and len(store) == report["rows"] > 0
     assert report["skipped"]["no_user_profile"] > 0  # users without a profile get no invented rows
+
+
+def test_cli_sends_no_key_unless_its_variable_is_named(tmp_path, monkeypatch):
+    cli = pytest.importorskip("recbole_hnlm.cli")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-ambient-999")
+    monkeypatch.setenv("HNLM_CLI_KEY", "sk-named-123")
+    with StandIn() as server:
+        common = ["profiles", "--dataset", "ml-100k", "--backend", "openai", "--base_url", server.url + "/v1"]
+        common += ["--llm_model", "m", "--no_progress", "--max_items", "2", "--max_users", "1"]
+        assert cli.main([*common, "--artifact_dir", str(tmp_path / "a")]) == 0
+        sent = len(server.headers)
+        assert sent > 0 and all("Authorization" not in h for h in server.headers)
+        assert (
+            cli.main([*common, "--artifact_dir", str(tmp_path / "b"), "--api_key_env", "HNLM_CLI_KEY"]) == 0
+        )
+        assert len(server.headers) > sent
+        assert all(h.get("Authorization") == "Bearer sk-named-123" for h in server.headers[sent:])
