@@ -67,6 +67,16 @@ def _llm_settings(config: Any) -> Any:
     return LLMSettings.resolve(config, argparse.Namespace())
 
 
+def _retry_failed(settings: Any) -> bool:
+    return as_flag(settings.llm_retry_failed, "llm_retry_failed")
+
+
+def _failed_at_server(report: dict[str, Any]) -> int:
+    """Records of a stage report that failed at the server (reports written before the count existed:
+    every failed record, so a folder from then is rebuilt once, from the cache plus the retried records)."""
+    return int(report.get("failed_at_server", report.get("counts", {}).get("failed", 0)))
+
+
 def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True) -> Path:
     """``<root>/profiles``: reused when written for this dataset, split and LLM settings, else generated."""
     from recbole_hnlm.stages.profiles import (
@@ -82,7 +92,12 @@ def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True
     try:
         meta = checked_profiles_meta(folder, view)
         if meta.get("config_fingerprint") == profile_settings_fingerprint(settings):
-            return folder
+            failed = sum(_failed_at_server(r) for r in meta.get("reports", []))
+            if not (failed and _retry_failed(settings)):
+                return folder
+            print(
+                f"[pipeline] {folder}: {failed} records failed at the server, sending them again", flush=True
+            )
     except (ProfilesMissingError, ProfilesMismatchError):
         pass
     backend = settings.backend()
@@ -164,7 +179,13 @@ def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
                 and meta.details.get("split_fingerprint") == view.split_fingerprint
                 and meta.config_fingerprint == config_fingerprint(negatives_config(settings, mode, k))
             ):
-                return store_dir
+                failed = _failed_at_server(meta.details.get("report", {}))
+                if not (failed and _retry_failed(settings)):
+                    return store_dir
+                print(
+                    f"[pipeline] {store_dir}: {failed} records failed at the server, sending them again",
+                    flush=True,
+                )
         except StoreError:
             pass
         backend = settings.backend()

@@ -4,7 +4,8 @@ Each finished request becomes one line ``{"key": ..., "value": ...}\\n``, writte
 ``os.write`` on an ``O_APPEND`` descriptor and then fsync-ed. A kill can therefore leave at most one
 partial *last* line; loading ignores it and truncates the file back to the last complete line, so
 the next append starts clean. Keys are read first-wins, so a line repeated by any means is counted
-once. One process writes a cache at a time (the stage that owns it).
+once; only a line that says ``"supersedes": true`` (a retried failure's new answer) replaces an earlier
+one. One process writes a cache at a time (the stage that owns it).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class RequestCache:
             except (ValueError, KeyError, TypeError):
                 self.skipped_invalid += 1  # a line that is complete but unreadable: never trusted
                 continue
-            self._entries.setdefault(key, value)
+            if record.get("supersedes") is True:
+                self._entries[key] = value
+            else:
+                self._entries.setdefault(key, value)
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries
@@ -70,12 +74,16 @@ class RequestCache:
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(list(self._entries.items()))
 
-    def put(self, key: str, value: Any) -> bool:
-        """Append ``value`` under ``key``; False (and nothing written) if the key is already cached."""
-        line = json.dumps({"key": key, "value": value}, ensure_ascii=False, separators=(",", ":")) + "\n"
+    def put(self, key: str, value: Any, *, supersede: bool = False) -> bool:
+        """Append ``value`` under ``key``; False (and nothing written) if the key is already cached, unless
+        ``supersede`` (then the new value replaces the old one, now and when the file is read again)."""
+        record: dict[str, Any] = {"key": key, "value": value}
+        if supersede:
+            record["supersedes"] = True
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         data = line.encode("utf-8")
         with self._lock:
-            if key in self._entries:
+            if key in self._entries and not supersede:
                 return False
             written = 0
             while written < len(data):

@@ -33,6 +33,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", dest="llm_temperature", type=float, default=None)
     parser.add_argument("--max_repairs", dest="llm_max_repairs", type=int, default=None)
     parser.add_argument("--prompt_max_tokens", type=int, default=None)
+    parser.add_argument(
+        "--no_retry_failed",
+        dest="llm_retry_failed",
+        action="store_const",
+        const=False,
+        default=None,
+        help="keep records that failed on an earlier run instead of sending them again",
+    )
     parser.add_argument("--embedder", default=None, help="sentence-transformers | openai | ollama")
     parser.add_argument("--embedder_model", default=None)
     parser.add_argument("--embedder_base_url", default=None)

@@ -23,6 +23,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+NON_SHAPING_SETTINGS = frozenset({"llm_retry_failed", "embedder_api_key_env"})
+
+
+def shaping_settings(settings: Any) -> dict[str, Any]:
+    """``settings.as_dict()`` without what does not shape an artefact's content (what fingerprints cover):
+    whether failures are retried, and the name of a key's environment variable."""
+    return {k: v for k, v in settings.as_dict().items() if k not in NON_SHAPING_SETTINGS}
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """LLM stage settings; config keys are the field names, CLI flags override them."""
@@ -38,6 +47,7 @@ class LLMSettings:
     llm_temperature: float = 0.0
     llm_seed: int = 0
     llm_max_repairs: int = 2
+    llm_retry_failed: bool = True
     profile_summary_chars: int = PROFILE_SUMMARY_CHARS
     profile_reasoning_chars: int = PROFILE_REASONING_CHARS
     negative_reasoning_chars: int = NEGATIVE_REASONING_CHARS

@@ -29,7 +29,7 @@ from recbole_hnlm.llm.embedders import Embedder
 from recbole_hnlm.llm.parsing import Outcome, StructuredTask, profile_task
 from recbole_hnlm.llm.prompts import HistoryEntry, ItemRecord, item_profile_messages, user_profile_messages
 from recbole_hnlm.stages.cli import configure_profiles as configure_parser  # noqa: F401  (recbole-hnlm profiles)
-from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root, shaping_settings
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
 USABLE = ("ok", "repaired", "fallback")
@@ -207,7 +207,7 @@ def embed_profile_folder(folder: Path, embedder: Embedder) -> None:
 
 def _shaping(settings: LLMSettings) -> dict[str, Any]:
     """The settings that shape the profiles' text (the embedder only embeds it afterwards)."""
-    return {k: v for k, v in settings.as_dict().items() if not k.startswith("embedder")}
+    return {k: v for k, v in shaping_settings(settings).items() if not k.startswith("embedder")}
 
 
 def profile_settings_fingerprint(

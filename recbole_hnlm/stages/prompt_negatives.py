@@ -29,7 +29,7 @@ from recbole_hnlm.llm.parsing import is_none_answer, is_template_echo, negative_
 from recbole_hnlm.llm.prompts import hard_negative_messages, per_user_negative_messages
 from recbole_hnlm.stages.cli import NEGATIVE_MODES
 from recbole_hnlm.stages.cli import configure_negatives as configure_parser  # noqa: F401  (recbole-hnlm negatives)
-from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root
+from recbole_hnlm.stages.common import LLMSettings, TrainingView, artifact_root, shaping_settings
 from recbole_hnlm.stages.profiles import checked_profiles_meta, usable_summaries
 from recbole_hnlm.stages.runner import LLMRequest, StageReport, run_stage
 
@@ -163,9 +163,7 @@ def write_negatives(
 
 def negatives_config(settings: LLMSettings, mode: str, k: int) -> dict[str, Any]:
     """What a prompt store's ``config_fingerprint`` covers: the LLM settings, the mode and K."""
-    # The embedder's key variable does not shape the store; left out, stores built before it existed match.
-    shaping = {key: v for key, v in settings.as_dict().items() if key != "embedder_api_key_env"}
-    return {**shaping, "mode": mode, "k": k}
+    return {**shaping_settings(settings), "mode": mode, "k": k}
 
 
 def generate_negatives(

@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from recbole_hnlm.config import as_flag
 from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, Messages
 from recbole_hnlm.llm.cache import RequestCache, request_key
 from recbole_hnlm.llm.concurrency import LLMServerError, bounded_map
@@ -43,11 +44,17 @@ class StageReport:
     # cache lines that could not be read (a partial last line after a kill, or a corrupt line): their
     # requests are sent again, and counted here so nothing disappears silently
     cache_lines_dropped: int = 0
+    # records that failed at the server (retries exhausted): a transient failure, cached as such so a
+    # rerun sends them again (retry_failed: retried_failed, recovered) or keeps them (--no_retry_failed)
+    failed_at_server: int = 0
+    retried_failed: int = 0
+    recovered: int = 0
     error_examples: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, outcome: Outcome, *, cached: bool) -> None:
         self.counts[outcome.status] += 1
+        self.failed_at_server += int(is_server_failure(outcome.as_dict()))
         self.cached += int(cached)
         if cached:
             self.cached_prompt_tokens += outcome.prompt_tokens
@@ -76,6 +83,9 @@ class StageReport:
             "cached_completion_tokens": self.cached_completion_tokens,
             "cached_request_seconds": round(self.cached_request_seconds, 3),
             "cache_lines_dropped": self.cache_lines_dropped,
+            "failed_at_server": self.failed_at_server,
+            "retried_failed": self.retried_failed,
+            "recovered": self.recovered,
             "error_examples": self.error_examples,
             **self.extra,
         }
@@ -91,12 +101,25 @@ class StageReport:
         )
         if self.cache_lines_dropped:
             line += f"; {self.cache_lines_dropped} unreadable cache lines dropped (their requests sent again)"
+        if self.retried_failed:
+            line += f"; {self.retried_failed} server failures sent again, {self.recovered} recovered"
+        if self.failed_at_server:
+            line += f"; {self.failed_at_server} failed at the server (a rerun sends them again)"
         if self.cached:
             line += (
                 f"; the cached answers cost {self.cached_prompt_tokens} in / "
                 f"{self.cached_completion_tokens} out, {self.cached_request_seconds:.1f} request-s"
             )
         return line
+
+
+SERVER_ERROR = "server: "
+
+
+def is_server_failure(value: dict[str, Any]) -> bool:
+    """A cached outcome that failed at the server (not an answer that failed to parse)."""
+    errors = value.get("errors") or []
+    return value.get("status") == "failed" and any(str(e).startswith(SERVER_ERROR) for e in errors)
 
 
 def cache_key(request: LLMRequest, backend: ChatBackend, params: GenerationParams, max_repairs: int) -> str:
@@ -119,26 +142,34 @@ def run_requests(
     max_repairs: int,
     report: StageReport,
     progress: bool = True,
+    retry_failed: bool = True,
 ) -> dict[str, Outcome]:
     """Outcome per request id. Cached requests are not sent again; new outcomes are cached as they arrive.
 
-    A request whose server call fails for good (retries exhausted) is *not* cached and is reported as
-    ``failed``; after ``max(8, 2 x concurrency)`` such failures in a row the stage stops with
-    :class:`LLMServerError` (the work already cached is kept for the rerun).
+    A request whose server call fails for good (retries exhausted) is reported as ``failed`` and cached
+    as a server failure: with ``retry_failed`` the next run sends it again, once (counted in
+    ``report.retried_failed``; an answer then supersedes the failure in the cache), else it stays failed.
+    After ``max(8, 2 x concurrency)`` such failures in a row the stage stops with :class:`LLMServerError`
+    (the work already cached is kept for the rerun).
     """
     start = time.perf_counter()
     report.cache_lines_dropped = cache.dropped_partial + cache.skipped_invalid
     outcomes: dict[str, Outcome] = {}
     keys = {r.id: cache_key(r, backend, params, max_repairs) for r in requests}
     todo = []
+    retried: set[str] = set()
     for request in requests:
         hit = cache.get(keys[request.id])
         if hit is None:
             todo.append(request)
+        elif retry_failed and is_server_failure(hit):
+            todo.append(request)
+            retried.add(request.id)
         else:
             outcomes[request.id] = Outcome.from_dict(hit)
             report.add(outcomes[request.id], cached=True)
     report.total += len(requests)
+    report.retried_failed += len(retried)
     limit = max(8, 2 * backend.max_concurrency)
     streak = 0
     if todo:
@@ -154,7 +185,9 @@ def run_requests(
         for request, result in bounded_map(call, todo, max_workers=backend.max_concurrency):
             if isinstance(result, LLMServerError):
                 streak += 1
-                outcome = Outcome("failed", None, "", 0, [f"server: {result}"])
+                outcome = Outcome("failed", None, "", 0, [f"{SERVER_ERROR}{result}"])
+                if request.id not in retried:
+                    cache.put(keys[request.id], outcome.as_dict())
                 if streak >= limit:
                     raise LLMServerError(
                         f"{report.stage}: {streak} requests in a row failed at the server; stopping "
@@ -165,7 +198,8 @@ def run_requests(
             else:
                 streak = 0
                 outcome = result
-                cache.put(keys[request.id], outcome.as_dict())
+                cache.put(keys[request.id], outcome.as_dict(), supersede=request.id in retried)
+                report.recovered += int(request.id in retried)
             outcomes[request.id] = outcome
             report.add(outcome, cached=False)
             bar.update(1)
@@ -200,5 +234,6 @@ def run_stage(
         max_repairs=settings.llm_max_repairs,
         report=report,
         progress=progress,
+        retry_failed=as_flag(settings.llm_retry_failed, "llm_retry_failed"),
     )
     return outcomes, report

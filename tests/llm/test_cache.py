@@ -24,3 +24,15 @@ def test_append_dedupe_and_partial_line(tmp_path):
     lines = path.read_text().splitlines()
     assert lines[-1] == '{"key":"k3","value":{"v":3}}'
     assert len(RequestCache(path)) == 3
+
+
+def test_only_a_superseding_line_replaces_an_entry(tmp_path):
+    path = tmp_path / "c.jsonl"
+    with RequestCache(path) as cache:
+        assert cache.put("k", {"status": "failed"})
+        assert not cache.put("k", {"status": "ok", "n": 1})  # a plain repeat never replaces
+        assert cache.put("k", {"status": "ok", "n": 2}, supersede=True)
+        assert cache.get("k") == {"status": "ok", "n": 2}
+    reread = RequestCache(path)
+    assert reread.get("k") == {"status": "ok", "n": 2} and len(reread) == 1
+    reread.close()

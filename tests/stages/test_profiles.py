@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -167,3 +168,42 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     ]
     assert len(keys) == len(set(keys)) and set(keys) == set(reference_keys)  # every request once, none lost
     assert resent <= len(expected_items) + len(expected_users) - done_before + 4  # only in-flight work redone
+
+
+def test_records_that_failed_at_the_server_are_retried_on_rerun(small_view, tmp_path):
+    """A server failing every 7th request leaves failed profiles; the pipeline's rerun against the healthy
+    server sends exactly those again (counted), unless retrying is off."""
+    from recbole_hnlm.pipeline import ensure_profiles
+    from recbole_hnlm.stages.cli import configure_profiles
+
+    def reports():
+        return json.loads((tmp_path / "profiles" / "meta.json").read_text())["reports"]
+
+    with StandIn() as server:
+        config = {"llm_backend": "ollama", "llm_base_url": server.url, "llm_model": "m"}
+        config.update(llm_concurrency=1, llm_retries=0, item_noun="movie")
+        server.faults.extend((["none"] * 6 + ["500"]) * 30)
+        ensure_profiles(config, tmp_path, small_view, progress=False)
+        failed = sum(r["failed_at_server"] for r in reports())
+        assert failed > 0 and failed == sum(r["counts"]["failed"] for r in reports())
+        server.faults.clear()
+        sent = server.calls["/api/chat"]
+
+        ensure_profiles({**config, "llm_retry_failed": False}, tmp_path, small_view, progress=False)
+        assert server.calls["/api/chat"] == sent  # kept as they are: nothing sent
+
+        ensure_profiles(config, tmp_path, small_view, progress=False)
+        resent = server.calls["/api/chat"] - sent
+        assert resent >= failed
+        assert all(r["counts"]["failed"] == 0 and r["failed_at_server"] == 0 for r in reports())
+        assert (
+            reports()[0]["retried_failed"] > 0 and reports()[0]["recovered"] == reports()[0]["retried_failed"]
+        )
+
+        ensure_profiles(config, tmp_path, small_view, progress=False)
+        assert server.calls["/api/chat"] == sent + resent  # nothing failed any more: reused
+
+    parser = argparse.ArgumentParser()
+    configure_profiles(parser)
+    assert parser.parse_args(["--no_retry_failed"]).llm_retry_failed is False
+    assert parser.parse_args([]).llm_retry_failed is None  # the config decides
