@@ -156,8 +156,10 @@ class SemanticNegativeStore:
 
         try:
             self.vectors = np.load(self.path / VECTORS_FILE, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise StoreError(f"{self.path / VECTORS_FILE}: cannot be read as a .npy matrix ({err})") from err
+        except (OSError, ValueError, EOFError) as err:  # an empty file raises EOFError
+            raise StoreError(
+                f"{self.path / VECTORS_FILE}: cannot be read as a .npy matrix ({type(err).__name__}: {err})"
+            ) from err
         if self.vectors.dtype != np.float16 or self.vectors.ndim != 2:
             raise StoreError(
                 f"{self.path / VECTORS_FILE}: expected a 2-D float16 matrix, "
@@ -168,7 +170,12 @@ class SemanticNegativeStore:
                 f"{self.path / VECTORS_FILE}: vectors have dimension {self.vectors.shape[1]}, "
                 f"but {META_FILE} field 'dim' says {self.meta.dim}"
             )
-        keys = pd.read_csv(self.path / KEYS_FILE, sep="\t", dtype=str, keep_default_na=False)
+        try:
+            keys = pd.read_csv(self.path / KEYS_FILE, sep="\t", dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+            raise StoreError(
+                f"{self.path / KEYS_FILE}: not a 2-column 'user_token<TAB>item_token' table ({err})"
+            ) from err
         if list(keys.columns) != ["user_token", "item_token"]:
             raise StoreError(f"{self.path / KEYS_FILE}: header must be 'user_token<TAB>item_token'")
         if not (len(keys) == self.vectors.shape[0] == self.meta.count):
@@ -178,6 +185,19 @@ class SemanticNegativeStore:
             )
         self.user_tokens: np.ndarray = keys["user_token"].to_numpy()
         self.item_tokens: np.ndarray = keys["item_token"].to_numpy()
+        repeats = np.flatnonzero(keys.duplicated(keep="first").to_numpy())
+        if repeats.size:
+            first = keys.reset_index().groupby(["user_token", "item_token"])["index"].transform("min")
+            shown = ", ".join(
+                f"row {int(r)} (line {int(r) + 2}) ({self.user_tokens[r]!r}, {self.item_tokens[r]!r}) "
+                f"repeats row {int(first.iloc[r])}"
+                for r in repeats[:_SHOW]
+            )
+            more = f" and {repeats.size - _SHOW} more" if repeats.size > _SHOW else ""
+            raise StoreError(
+                f"{self.path / KEYS_FILE}: {repeats.size} duplicate (user, item) keys: {shown}{more}; "
+                "each training pair has one vector"
+            )
 
     @property
     def dim(self) -> int:

@@ -182,3 +182,44 @@ def test_bind_rejects_unknown_tokens_with_their_line(tmp_path, dataset):
     (path / KEYS_FILE).write_text(keys)
     with pytest.raises(StoreError, match=r"1 user tokens are not in dataset 'tiny': 'ghost' \(line 3\)"):
         SemanticNegativeStore(path).bind(dataset)
+
+
+def _bump(path, extra_rows: int) -> None:
+    """Append ``extra_rows`` copies of the last vector and raise ``count``, as a hand edit would."""
+    vectors = np.load(path / VECTORS_FILE)
+    np.save(path / VECTORS_FILE, np.concatenate([vectors, vectors[-extra_rows:]]))
+    meta = json.loads((path / META_FILE).read_text())
+    meta["count"] += extra_rows
+    (path / META_FILE).write_text(json.dumps(meta))
+
+
+def test_duplicate_keys_on_disk_are_named(tmp_path, dataset):
+    vectors = np.ones((3, 2), dtype=np.float32)
+    write(tmp_path / "a", dataset, ["u1", "u2", "u3"], ["i1", "i2", "i3"], vectors)
+    with open(tmp_path / "a" / KEYS_FILE, "a") as handle:  # a row appended, count bumped
+        handle.write("u2\ti2\n")
+    _bump(tmp_path / "a", 1)
+    with pytest.raises(
+        StoreError, match=r"keys\.tsv: 1 duplicate .*row 3 \(line 5\) \('u2', 'i2'\) repeats row 1"
+    ):
+        SemanticNegativeStore(tmp_path / "a")
+
+    write(tmp_path / "b", dataset, ["u1", "u2", "u3"], ["i1", "i2", "i3"], vectors)
+    lines = (tmp_path / "b" / KEYS_FILE).read_text().splitlines()
+    lines[3] = lines[1]  # a row replaced by a copy of another: a duplicate, not a "missing pair"
+    (tmp_path / "b" / KEYS_FILE).write_text("\n".join(lines) + "\n")
+    with pytest.raises(StoreError, match=r"row 2 \(line 4\) \('u1', 'i1'\) repeats row 0"):
+        SemanticNegativeStore(tmp_path / "b")
+
+
+def test_unreadable_keys_and_vectors_name_their_file(tmp_path, dataset):
+    vectors = np.ones((3, 2), dtype=np.float32)
+    write(tmp_path / "s", dataset, ["u1", "u2", "u3"], ["i1", "i2", "i3"], vectors)
+    keys = (tmp_path / "s" / KEYS_FILE).read_text()
+    (tmp_path / "s" / KEYS_FILE).write_text(keys.replace("u2\ti2", "u2\ti2\textra"))
+    with pytest.raises(StoreError, match=r"keys\.tsv: not a 2-column .*line 3"):
+        SemanticNegativeStore(tmp_path / "s")
+    (tmp_path / "s" / KEYS_FILE).write_text(keys)
+    (tmp_path / "s" / VECTORS_FILE).write_bytes(b"")
+    with pytest.raises(StoreError, match=r"vectors\.npy: cannot be read as a \.npy matrix \(EOFError"):
+        SemanticNegativeStore(tmp_path / "s")
