@@ -424,3 +424,21 @@ def test_cli_run(tmp_path: Path, toys_raw: list[Path], capsys) -> None:
     args = parser.parse_args(["--dataset", "mine", "--raw", str(toys_raw[0]), "--quiet"])
     assert run(args) == 2
     assert "--source" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [[], ["{not json", "garbage"]])
+def test_zero_interactions_is_an_error_and_writes_nothing(tmp_path: Path, content: list[str]) -> None:
+    from recbole_hnlm.data.prepare.pipeline import EmptyDatasetError
+
+    raw = write_lines(tmp_path / "Toys.json", content)
+    with pytest.raises(EmptyDatasetError, match=r"Toys\.json: 0 interactions"):
+        prepare_dataset([raw], tmp_path / "out", toys_config(k_core=0), verbose=False)
+    assert not (tmp_path / "out" / "toys").exists()
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path, toys_raw: list[Path]) -> None:
+    data = toys_raw[0].read_bytes()
+    cut = tmp_path / "Cut.json.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RawFormatError, match=r"Cut\.json\.gz: truncated or corrupt gzip"):
+        prepare_dataset([cut], tmp_path / "out", toys_config(), verbose=False)

@@ -89,6 +89,10 @@ class PrepareConfig:
         return out
 
 
+class EmptyDatasetError(ValueError):
+    """The raw reviews gave no interaction (empty or unreadable file, or filters that drop everything)."""
+
+
 @dataclass
 class _Rows:
     user: array = field(default_factory=lambda: array("q"))
@@ -188,7 +192,6 @@ def prepare_dataset(
     if len({p.name for p in paths}) != len(paths):
         raise ValueError("two --raw files share a name; the card identifies inputs by file name")
     folder = Path(out) / config.name
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
     start = date_to_seconds(config.start) if config.start else -np.inf
@@ -293,8 +296,14 @@ def prepare_dataset(
     final = np.lexsort((irank[it], t, urank[u]))
     u, it, r, t, f, ln = u[final], it[final], r[final], t[final], f[final], ln[final]
     n = u.size
+    if n == 0:  # before anything is written: an empty dataset must not replace or sit beside a real one
+        counts = "; ".join(f"{s['step']}: {s['interactions']}" for s in steps)
+        raise EmptyDatasetError(
+            f"{', '.join(str(p) for p in review_paths)}: 0 interactions left after the filters ({counts})"
+        )
 
     outputs: list[str] = []
+    folder.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     with tempfile.TemporaryDirectory(prefix=".prepare-", dir=folder) as scratch:
         # ---- pass 2: review text of the surviving lines, spilled to disk in file/line order
         spill_path = Path(scratch) / "reviews.bin"

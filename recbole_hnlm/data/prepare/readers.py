@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,8 +38,11 @@ def open_lines(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        with gzip.open(path, "rb") as raw, io.BufferedReader(raw, buffer_size=1 << 20) as handle:
-            yield from handle
+        try:
+            with gzip.open(path, "rb") as raw, io.BufferedReader(raw, buffer_size=1 << 20) as handle:
+                yield from handle
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise RawFormatError(f"{path}: truncated or corrupt gzip file ({err})") from err
     else:
         with open(path, "rb", buffering=1 << 20) as handle:
             yield from handle
