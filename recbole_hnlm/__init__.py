@@ -2,7 +2,8 @@
 
 Importing the package applies the compatibility fixes for RecBole 1.2.1 on today's stack and registers
 the plugin's models, so RecBole's own ``run_recbole(model="HNLMLightGCN", ...)``, ``objective_function``
-and ``load_data_and_model`` work with them.
+and ``load_data_and_model`` work with them; RecBole's ``objective_function`` reports through the installed
+Ray's API (:mod:`recbole_hnlm.ray_compat`).
 
 The one exception is the process that starts the ``recbole-hnlm`` command line (the console script,
 ``python -m recbole_hnlm`` and ``run_hnlm.py``): there :func:`bootstrap` waits until a subcommand runs, so
@@ -28,6 +29,9 @@ def bootstrap() -> None:
     from recbole_hnlm.registry import install
 
     install()
+    from recbole_hnlm import ray_compat
+
+    ray_compat.apply()
 
 
 def _starting_cli() -> bool:

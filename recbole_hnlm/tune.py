@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import math
 import os
 import shutil
@@ -47,6 +46,7 @@ from recbole_hnlm.quick_start import (
     sampler_overrides,
     train_and_evaluate,
 )
+from recbole_hnlm.ray_compat import report
 from recbole_hnlm.registry import resolve_model_name
 from recbole_hnlm.tune_cli import (
     HYPEROPT_ALGOS,
@@ -164,22 +164,6 @@ def ray_version() -> tuple[int, int]:
 
     major, minor = ray.__version__.split(".")[:2]
     return int(major), int(minor)
-
-
-def report(metrics: dict[str, Any]) -> None:
-    """Report one result from inside a trial on any Ray 2.x.
-
-    Ray >= 2.7 has ``tune.report(metrics: dict)``; on 2.6.3 ``tune.report`` takes keyword arguments and
-    would file a positional dict under ``_metric``, so ``ray.air.session.report(dict)`` is used there.
-    """
-    from ray import tune
-
-    if "metrics" in inspect.signature(tune.report).parameters:
-        tune.report(metrics)
-    else:
-        from ray.air import session
-
-        session.report(metrics)
 
 
 def trial_dir() -> Path:
