@@ -29,9 +29,10 @@ def bootstrap() -> None:
     from recbole_hnlm.registry import install
 
     install()
-    from recbole_hnlm import ray_compat
+    from recbole_hnlm import ray_compat, run_logging
 
     ray_compat.apply()
+    run_logging.apply()
 
 
 def _starting_cli() -> bool:

@@ -158,7 +158,7 @@ def _rank_main(
     allow_cpu_ddp()
     config = make_config(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank})
     try:
-        result = train_and_evaluate(config, saved=saved)
+        result = train_and_evaluate(config, saved=saved, log_dir=config["checkpoint_dir"])
         if local_rank + config["offset"] == 0:
             group = {
                 "world_size": torch.distributed.get_world_size(),

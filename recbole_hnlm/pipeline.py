@@ -3,7 +3,8 @@
 ``ensure_hnlm_store(config)``: profiles (stage 1, LLM) -> CF supervision -> LoRA fine-tuning -> inference,
 each reused when its artefact's fingerprint matches the dataset and settings, each timed; returns the
 store folder for ``semantic_negatives``. ``ensure_prompt_store(config)``: profiles -> prompt-only
-negatives (the v1 pipeline). Both print where every artefact is and write ``pipeline.json`` (timings).
+negatives (the v1 pipeline). Both print where every artefact is and write ``pipeline.json`` (timings);
+what the entry points print is also appended to ``<artifact_dir>/<dataset>/pipeline.log``.
 ``ensure_profile_embeddings(config)``: the profiles with their embeddings, the RLMRec alignment's input.
 
 Config keys read here (besides each stage's own): ``hnlm_embedder`` (an adapter folder from another
@@ -19,6 +20,7 @@ again, the LLM answers coming from the request cache where the prompts did not c
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +28,20 @@ from typing import Any
 
 from recbole_hnlm.config import as_flag, config_value
 from recbole_hnlm.io import atomic_write_json, config_fingerprint
+from recbole_hnlm.run_logging import tee_output
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.supervision import artifact_dir
+
+
+def logged(function: Callable[..., Path]) -> Callable[..., Path]:
+    """A pipeline entry point ``f(config, ...)`` whose printed output also goes to ``pipeline.log``."""
+
+    @functools.wraps(function)
+    def run(config: Any, *args: Any, **kwargs: Any) -> Path:
+        with tee_output(artifact_dir(config) / "pipeline.log"):
+            return function(config, *args, **kwargs)
+
+    return run
 
 
 def _stamp(folder: Path) -> int | None:
@@ -108,6 +122,7 @@ def ensure_profiles(config: Any, root: Path, view: Any, *, progress: bool = True
     return folder
 
 
+@logged
 def ensure_profile_embeddings(config: Any, *, progress: bool = True) -> Path:
     """``<artifact_dir>/<dataset>/profiles`` with its embeddings (RLMRec's input), making what is missing."""
     from recbole_hnlm.stages.profiles import embed_profile_folder
@@ -119,6 +134,7 @@ def ensure_profile_embeddings(config: Any, *, progress: bool = True) -> Path:
     return folder
 
 
+@logged
 def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     """The fine-tuned-embedder store for ``config``'s dataset, running whatever stage is missing."""
     from recbole_hnlm.stages.finetune import ensure_embedder
@@ -156,6 +172,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     return store
 
 
+@logged
 def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
     """The prompt-only store (an LLM names one hard negative per interaction) of ``config``'s dataset."""
     from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError

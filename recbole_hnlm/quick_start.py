@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from recbole.utils import get_model, get_trainer, init_seed
 
 from recbole_hnlm import compat
 from recbole_hnlm.config import HNLMConfig, make_config
@@ -26,6 +26,7 @@ from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.distributed import DDPOptions, barrier, check_gpu_ids, launch, share_checkpoint_path
 from recbole_hnlm.io import atomic_write_json
 from recbole_hnlm.registry import install, resolve_model_name
+from recbole_hnlm.run_logging import init_run_logger
 
 compat.apply()
 
@@ -114,13 +115,15 @@ def train_and_evaluate(
     saved: bool = True,
     verbose: bool = True,
     callback_fn: Callable[[int, float], Any] | None = None,
+    log_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """RecBole's dataset -> split -> model -> fit (validation) -> test pipeline for a built config.
 
     ``callback_fn(epoch_idx, valid_score)`` is RecBole's per-validation hook (Ray Tune reports through it).
-    Under DDP every rank runs this; all of them test the checkpoint global rank 0 saved.
+    Under DDP every rank runs this; all of them test the checkpoint global rank 0 saved. The log file and
+    TensorBoard folder go to ``log_dir/log`` and ``log_dir/log_tensorboard`` (None: RecBole's ``./log``).
     """
-    init_logger(config)
+    init_run_logger(config, log_dir)
     logger = getLogger()
     logger.info(config)
     dataset, train_data, valid_data, test_data = split_data(config)
@@ -197,7 +200,7 @@ def run_hnlm(
             print(f"DDP ranks {ddp.group_offset}..{ddp.group_offset + ddp.nproc - 1} finished")
             return None
     else:
-        result = train_and_evaluate(config, saved=saved)
+        result = train_and_evaluate(config, saved=saved, log_dir=run_dir)
     record = {
         "model": model_name,
         "dataset": config["dataset"],
@@ -243,7 +246,7 @@ def load_data_and_model(model_file: str) -> tuple[Any, Any, Any, Any, Any, Any]:
     install()
     checkpoint = compat.load_checkpoint(model_file)  # allow-listed unpickling, never plain pickle
     config = checkpoint["config"]
-    init_logger(config)
+    init_run_logger(config)
     dataset, train_data, valid_data, test_data = split_data(config)
     init_seed(config["seed"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
