@@ -172,6 +172,25 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     return store
 
 
+def ensure_item_vectors(config: Any) -> Path:
+    """The item text vectors of ``config``'s dataset under the configured sentence embedder (semdns's
+    search space): one embedding per item, reused across splits and seeds."""
+    from recbole_hnlm.stages import item_vectors
+
+    root = artifact_dir(config)
+    log = StageLog()
+    total = time.perf_counter()
+    embedder = _llm_settings(config).make_embedder()
+    folder = item_vectors.item_vectors_dir(root, embedder.model)
+    vectors = log.run(
+        "item_vectors",
+        folder,
+        lambda: item_vectors.ensure_item_vectors(training_view(config), embedder, folder),
+    )
+    _finish(root, "semdns", log, time.perf_counter() - total)
+    return vectors
+
+
 @logged
 def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
     """The prompt-only store (an LLM names one hard negative per interaction) of ``config``'s dataset."""

@@ -25,12 +25,13 @@ from recbole_hnlm.data.datasets import check_dataset_files
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.distributed import DDPOptions, barrier, check_gpu_ids, launch, share_checkpoint_path
 from recbole_hnlm.io import atomic_write_json
+from recbole_hnlm.negatives.samplers import sampler_class
 from recbole_hnlm.registry import install, resolve_model_name
 from recbole_hnlm.run_logging import init_run_logger
 
 compat.apply()
 
-HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns")
+HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns", "semdns")
 SEMANTIC_SAMPLERS = ("hnlm", "prompt")
 ALIGNMENT_SAMPLERS = ("rlmrec-con", "rlmrec-gen")  # RLMRec: profile alignment (config key `alignment`)
 SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS + ALIGNMENT_SAMPLERS
@@ -109,6 +110,37 @@ def split_data(config: HNLMConfig) -> tuple[Any, Any, Any, Any]:
     return (dataset, *data_preparation(config, dataset))
 
 
+class ValidationTrace:
+    """RecBole's per-validation ``callback_fn``: remembers the best epoch (as RecBole's early stopping
+    judges it, a strict improvement) and the last epoch validated, then calls ``then`` (e.g. Ray Tune)."""
+
+    def __init__(self, bigger: bool, then: Callable[[int, float], Any] | None = None) -> None:
+        self.bigger = bigger
+        self.then = then
+        self.best_epoch: int | None = None
+        self.best_score: float | None = None
+        self.last_epoch: int | None = None
+
+    def __call__(self, epoch_idx: int, valid_score: float) -> Any:
+        self.last_epoch = epoch_idx
+        better = self.best_score is None or (
+            valid_score > self.best_score if self.bigger else valid_score < self.best_score
+        )
+        if better:
+            self.best_epoch, self.best_score = epoch_idx, valid_score
+        return self.then(epoch_idx, valid_score) if self.then is not None else None
+
+
+def sampler_report(model: Any, train_data: Any) -> dict[str, Any]:
+    """What the negative sampler and the train loader's semantic pool observed during training."""
+    sampler = getattr(model, "negative_sampler", None)
+    report = dict(sampler.report()) if sampler is not None else {}
+    pool = getattr(train_data, "semantic_pool", None)
+    if pool is not None:
+        report["semantic_pool_redrawn_share"] = pool.redrawn / pool.drawn if pool.drawn else None
+    return report
+
+
 def train_and_evaluate(
     config: HNLMConfig,
     *,
@@ -136,13 +168,14 @@ def train_and_evaluate(
     if distributed:
         share_checkpoint_path(trainer)
     start = time.perf_counter()
+    epochs = ValidationTrace(config["valid_metric_bigger"], callback_fn)
     best_valid_score, best_valid_result = trainer.fit(
         train_data,
         valid_data,
         verbose=verbose,
         saved=saved,
         show_progress=config["show_progress"],
-        callback_fn=callback_fn,
+        callback_fn=epochs,
     )
     fit_seconds = time.perf_counter() - start
     if distributed:
@@ -155,7 +188,11 @@ def train_and_evaluate(
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "fit_seconds": fit_seconds,
+        "best_epoch": epochs.best_epoch,
+        "epochs_trained": epochs.last_epoch + 1 if epochs.last_epoch is not None else 0,
+        "epoch_cap": config["epochs"],
         "missing_semantic_pairs": getattr(train_data, "missing_pairs", 0),
+        "sampler_report": sampler_report(model, train_data),
         "checkpoint": trainer.saved_model_file if saved else None,
     }
 
@@ -185,6 +222,11 @@ def run_hnlm(
     config = make_config(model_name, dataset, config_file_list, merged)
     if sampler in SEMANTIC_SAMPLERS and not negatives:
         merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
+        config = make_config(model_name, dataset, config_file_list, merged)
+    if sampler_class(config["neg_sampler"]).needs_semantic_pool and not config["semdns_vectors"]:
+        from recbole_hnlm.pipeline import ensure_item_vectors
+
+        merged["semdns_vectors"] = str(ensure_item_vectors(config).resolve())
         config = make_config(model_name, dataset, config_file_list, merged)
     if sampler in ALIGNMENT_SAMPLERS and not config["profile_embeddings"]:
         from recbole_hnlm.pipeline import ensure_profile_embeddings

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from recbole_hnlm.config import config_value
-from recbole_hnlm.negatives import CANDIDATES_FIELD
+from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_POOL_FIELD, SEMANTIC_POOL_MASK_FIELD
 
 
 @dataclass
@@ -87,6 +87,17 @@ class NegativeContext:
             ) from None
         return cands.to(self.user_e.device)
 
+    def semantic_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``[B, K]`` semantic candidates and their ``[B, K]`` mask (False: a redrawn positive)."""
+        try:
+            pool, mask = self.interaction[SEMANTIC_POOL_FIELD], self.interaction[SEMANTIC_POOL_MASK_FIELD]
+        except (KeyError, IndexError):
+            raise KeyError(
+                f"the batch has no {SEMANTIC_POOL_FIELD!r} field: the semdns sampler needs the plugin's "
+                "train loader (train a registered HNLM model through recbole_hnlm)"
+            ) from None
+        return pool.to(self.user_e.device), mask.to(self.user_e.device)
+
 
 @dataclass
 class Negatives:
@@ -124,10 +135,15 @@ class NegativeSampler(nn.Module):
 
     ``needs_candidates`` asks the train loader for a ``[B, M]`` candidate tensor; M is the config key
     ``<name>_candidates``, or ``neg_candidates`` when that is unset (see :meth:`candidate_count`).
+    ``needs_semantic_pool`` asks it for ``[B, K]`` semantic candidates as well
+    (:class:`~recbole_hnlm.negatives.semantic_pool.SemanticPool`). A sampler with something to say about
+    its run (e.g. which share of its picks came from where) returns it from :meth:`report`; the run's
+    ``result.json`` records it.
     """
 
     name: ClassVar[str]
     needs_candidates: ClassVar[bool] = False
+    needs_semantic_pool: ClassVar[bool] = False
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__()
@@ -144,3 +160,6 @@ class NegativeSampler(nn.Module):
 
     def forward(self, ctx: NegativeContext) -> Negatives:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        return {}

@@ -32,10 +32,15 @@ class CandidateSampler:
     def sample(self, user_ids: np.ndarray) -> torch.Tensor:
         users = np.asarray(user_ids, dtype=np.int64)[:, None].repeat(self.num, axis=1)
         items = np.random.randint(1, self.n_items, size=users.shape)
+        return torch.from_numpy(self.redraw_positives(users, items))
+
+    def redraw_positives(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``items`` (same shape as ``users``) with every training positive of its user redrawn uniformly
+        from the non-interacted items, in place; returns ``items``."""
         hits = self.is_positive(users, items)
         for _ in range(self.max_rounds):
             if not hits.any():
-                return torch.from_numpy(items)
+                return items
             items[hits] = np.random.randint(1, self.n_items, size=int(hits.sum()))
             hits[hits] = self.is_positive(users[hits], items[hits])
         stuck = np.unique(users[hits])

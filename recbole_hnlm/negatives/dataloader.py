@@ -18,9 +18,16 @@ import torch
 from recbole.data.dataloader import TrainDataLoader
 from recbole.data.interaction import Interaction
 
-from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_FIELD, SEMANTIC_MASK_FIELD
+from recbole_hnlm.negatives import (
+    CANDIDATES_FIELD,
+    SEMANTIC_FIELD,
+    SEMANTIC_MASK_FIELD,
+    SEMANTIC_POOL_FIELD,
+    SEMANTIC_POOL_MASK_FIELD,
+)
 from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.samplers import candidate_count, sampler_class
+from recbole_hnlm.negatives.semantic_pool import SemanticPool
 from recbole_hnlm.negatives.store import BoundNegativeStore, SemanticNegativeStore, StoreError
 
 MISSING_POLICIES = ("error", "random")
@@ -40,8 +47,13 @@ class HNLMTrainDataLoader(TrainDataLoader):
         if config["semantic_negatives"]:
             self._bind_store(config, dataset, users, items)
         self.candidate_sampler: CandidateSampler | None = None
-        if sampler_class(config["neg_sampler"]).needs_candidates:
+        self.semantic_pool: SemanticPool | None = None
+        negative_sampler = sampler_class(config["neg_sampler"])
+        if negative_sampler.needs_candidates:
             self.candidate_sampler = CandidateSampler(users, items, dataset.item_num, candidate_count(config))
+        if negative_sampler.needs_semantic_pool:
+            pool = SemanticPool.from_config(config, dataset, users, items, self.candidate_sampler)
+            self.semantic_pool = pool
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def _bind_store(self, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> None:
@@ -87,6 +99,10 @@ class HNLMTrainDataLoader(TrainDataLoader):
             extra[SEMANTIC_MASK_FIELD] = torch.from_numpy(rows >= 0)
         if self.candidate_sampler is not None:
             extra[CANDIDATES_FIELD] = self.candidate_sampler.sample(batch[self.uid_field].numpy())
+        if self.semantic_pool is not None:
+            users = batch[self.uid_field].numpy()
+            pool, semantic = self.semantic_pool.draw(np.tile(index, self.times), users)
+            extra[SEMANTIC_POOL_FIELD], extra[SEMANTIC_POOL_MASK_FIELD] = pool, semantic
         if extra:
             batch.update(Interaction(extra))
         return batch

@@ -17,6 +17,7 @@ from typing import Any
 
 from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler, Propagation
 from recbole_hnlm.negatives.hard import HARD_SAMPLERS
+from recbole_hnlm.negatives.semantic_pool import SemanticPoolNegatives
 
 __all__ = [
     "SAMPLERS",
@@ -41,7 +42,9 @@ class UniformNegatives(NegativeSampler):
         return Negatives(emb=ctx.propagation.item[ids], ids=ids)
 
 
-SAMPLERS: dict[str, type[NegativeSampler]] = {cls.name: cls for cls in (UniformNegatives, *HARD_SAMPLERS)}
+SAMPLERS: dict[str, type[NegativeSampler]] = {
+    cls.name: cls for cls in (UniformNegatives, *HARD_SAMPLERS, SemanticPoolNegatives)
+}
 
 
 def sampler_class(name: str) -> type[NegativeSampler]:

@@ -45,7 +45,7 @@ from recbole_hnlm.stages.item_vectors import item_passage
 
 SUPERVISION_DIR = "supervision"
 CF_DIR = "supervision_cf"
-SELECTIONS = ("dns", "ahns")
+SELECTIONS = ("dns", "dns-ui", "ahns")
 SUPERVISION_FORMAT = "recbole-hnlm/supervision"
 
 
@@ -61,9 +61,10 @@ class SupervisionSettings:
     hnlm_cf_model: str = "LightGCN"
     hnlm_cf_epochs: int = 20
     hnlm_cf_checkpoint: str | None = None
-    hnlm_sup_size: int = 1000
+    hnlm_sup_size: int | None = None
+    hnlm_sup_per_user: int = 1
     hnlm_sup_candidates: int = 32
-    hnlm_sup_selection: str = "dns"
+    hnlm_sup_selection: str = "dns-ui"
     hnlm_ahns_alpha: float = 0.0
     hnlm_ahns_beta: float = 1.0
     hnlm_ahns_p: float = 0.0
@@ -76,6 +77,8 @@ class SupervisionSettings:
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> SupervisionSettings:
         values = settings_values(cls, lambda name: (overrides or {}).get(name, config_value(config, name)))
+        if values.get("hnlm_sup_size") is not None:
+            values["hnlm_sup_size"] = int(values["hnlm_sup_size"])  # ~ (None) = per-user coverage
         if "seed" not in (overrides or {}):
             # the artefact belongs to the split, not to one training run: one store serves every seed
             values["seed"] = split_seed(config)
@@ -281,37 +284,65 @@ def candidate_scores(model: Any, dataset: Any, users: np.ndarray, items: np.ndar
 def select_negatives(
     pos_scores: torch.Tensor, cand_scores: torch.Tensor, settings: SupervisionSettings
 ) -> torch.Tensor:
-    """Column of the chosen candidate per row: top-scored (DNS), or AHNS-style adaptive hardness."""
-    if settings.hnlm_sup_selection == "dns":
+    """Column of the chosen candidate per row: top-scored (DNS; for dns-ui the scores are already
+    conditioned on the positive), or AHNS-style adaptive hardness."""
+    if settings.hnlm_sup_selection in ("dns", "dns-ui"):
         return cand_scores.argmax(dim=1)
     base = pos_scores + settings.hnlm_ahns_alpha
     target = settings.hnlm_ahns_beta * base.sign() * base.abs().pow(settings.hnlm_ahns_p + 1)
     return (cand_scores - target[:, None]).abs().argmin(dim=1)
 
 
+def sample_pairs(keys: np.ndarray, n_items: int, settings: SupervisionSettings) -> np.ndarray:
+    """The training pairs (sorted ``user * n_items + item`` keys) that get a triple: ``hnlm_sup_per_user``
+    per user (all of a user's pairs when it has fewer) when ``hnlm_sup_size`` is unset, so every training
+    user is covered; else a uniform sample of ``hnlm_sup_size`` pairs."""
+    rng = np.random.default_rng(settings.seed)
+    if settings.hnlm_sup_size is not None:
+        take = rng.choice(len(keys), size=min(settings.hnlm_sup_size, len(keys)), replace=False)
+        return keys[np.sort(take)]
+    if settings.hnlm_sup_per_user < 1:
+        raise ValueError(f"config key 'hnlm_sup_per_user' must be >= 1, got {settings.hnlm_sup_per_user}")
+    users = keys // n_items
+    order = np.lexsort((rng.random(len(keys)), users))  # a random order within each user's pairs
+    starts = np.searchsorted(users[order], users[order], side="left")
+    rank = np.arange(len(keys)) - starts
+    return np.sort(keys[order[rank < settings.hnlm_sup_per_user]])
+
+
 def mine(
     model: Any, dataset: Any, train: Any, settings: SupervisionSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    """(users, items, hard negatives) as internal ids for a uniform sample of the training pairs."""
+    """(users, items, hard negatives) as internal ids for the sampled training pairs.
+
+    ``dns-ui`` ranks the candidates m by ``e_u·e_m + e_i·e_m``: the hard negative of (u, i) depends on the
+    positive i too, not on the user alone (``dns``).
+    """
     from recbole_hnlm.negatives.candidates import CandidateSampler
 
     uid, iid = dataset.uid_field, dataset.iid_field
     all_users = train.inter_feat[uid].numpy().astype(np.int64)
     all_items = train.inter_feat[iid].numpy().astype(np.int64)
-    keys = np.unique(all_users * int(dataset.item_num) + all_items)
-    rng = np.random.default_rng(settings.seed)
-    take = rng.choice(len(keys), size=min(settings.hnlm_sup_size, len(keys)), replace=False)
-    keys = keys[np.sort(take)]
+    keys = sample_pairs(
+        np.unique(all_users * int(dataset.item_num) + all_items), int(dataset.item_num), settings
+    )
     users, items = keys // int(dataset.item_num), keys % int(dataset.item_num)
     sampler = CandidateSampler(all_users, all_items, int(dataset.item_num), settings.hnlm_sup_candidates)
     np.random.seed(settings.seed)  # the sampler draws from NumPy's global generator
     candidates = sampler.sample(users).numpy()
     pos = candidate_scores(model, dataset, users, items[:, None])[:, 0]
     scores = candidate_scores(model, dataset, users, candidates)
-    chosen = select_negatives(pos, scores, settings)
+    selection = scores
+    if settings.hnlm_sup_selection == "dns-ui":
+        item_e = torch.from_numpy(cf_embeddings(model, dataset)[1])
+        selection = scores + (item_e[candidates] * item_e[items][:, None, :]).sum(dim=-1)
+    chosen = select_negatives(pos, selection, settings)
     negatives = candidates[np.arange(len(users)), chosen.numpy()]
     picked = scores[torch.arange(len(users)), chosen]
     stats = {
+        "pairs": len(users),
+        "users_covered": len(np.unique(users)),
+        "training_users": len(np.unique(all_users)),
         "mean_pos_score": float(pos.mean()),
         "mean_negative_score": float(picked.mean()),
         "mean_candidate_score": float(scores.mean()),

@@ -151,3 +151,21 @@ def test_a_crafted_cf_checkpoint_is_refused_not_run(in_tmp):
     with pytest.raises(CheckpointRefusedError, match=r"cf\.pth.*system"):
         train_cf(config, SupervisionSettings.resolve(config), in_tmp / "artifacts", progress=False)
     assert not marker.exists()
+
+
+def test_unset_size_covers_every_user_with_per_user_pairs():
+    from recbole_hnlm.stages.supervision import sample_pairs
+
+    n_items = 10
+    # user 1 has 3 pairs, user 2 one, user 3 two
+    keys = np.array([11, 12, 15, 23, 31, 39], dtype=np.int64)
+    one = sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_size=None, hnlm_sup_per_user=1))
+    assert sorted(one // n_items) == [1, 2, 3] and set(one) <= set(keys)
+    two = sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_size=None, hnlm_sup_per_user=2))
+    assert sorted(two // n_items) == [1, 1, 2, 3, 3] and len(set(two)) == 5
+    assert np.array_equal(two, sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_per_user=2)))
+    uniform = sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_size=4))
+    assert len(uniform) == 4 and set(uniform) <= set(keys)
+    with pytest.raises(ValueError, match="hnlm_sup_per_user"):
+        sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_per_user=0))
+    assert SupervisionSettings.resolve({"hnlm_sup_size": "300"}).hnlm_sup_size == 300

@@ -1,0 +1,72 @@
+"""The item-vectors stage: passages, normalised rows, reuse by fingerprint, rebuild on other settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recbole_hnlm.io import ForeignPathError
+from recbole_hnlm.llm.prompts import ItemRecord
+from recbole_hnlm.negatives.item_vectors import ITEM_VECTORS_FORMAT, VECTORS_FILE
+from recbole_hnlm.stages.common import TrainingView
+from recbole_hnlm.stages.item_vectors import ensure_item_vectors, item_passage, item_vectors_dir
+
+
+class CountingEmbedder:
+    """Embeds a text as (length, number of words); counts the texts it was asked for."""
+
+    name = "counting"
+    model = "counting/v1"
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return np.array([[len(t), len(t.split())] for t in texts], dtype=np.float32)
+
+
+def view(text_fields=("title", "genre")) -> TrainingView:
+    items = {
+        "7": ItemRecord("7", {"title": "Toy Story", "genre": "Animation"}),
+        "9": ItemRecord("9", {"title": "", "genre": ""}),
+    }
+    return TrainingView("demo", "fp-demo", items, {"u1": ["7"]}, {}, {"text_fields": list(text_fields)})
+
+
+def test_an_item_passage_is_its_fields_or_its_token():
+    assert item_passage(ItemRecord("7", {"title": "Toy Story", "genre": "Animation"})) == (
+        "title: Toy Story; genre: Animation"
+    )
+    assert item_passage(ItemRecord("9", {"title": ""})) == "9"
+
+
+def test_vectors_are_normalised_counted_reused_and_rebuilt_on_other_settings(tmp_path):
+    embedder = CountingEmbedder()
+    folder = item_vectors_dir(tmp_path, embedder.model)
+    assert folder == tmp_path / "item_vectors" / "counting_v1"
+    ensure_item_vectors(view(), embedder, folder)
+    assert embedder.texts == ["title: Toy Story; genre: Animation", "9"]
+    vectors = np.load(folder / VECTORS_FILE)
+    passage = "title: Toy Story; genre: Animation"
+    expected = np.array([len(passage), 5.0]) / np.hypot(len(passage), 5.0)
+    np.testing.assert_allclose(vectors[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["format"] == ITEM_VECTORS_FORMAT and meta["items_without_text"] == 1
+    assert (folder / "tokens.txt").read_text().splitlines() == ["7", "9"]
+    ensure_item_vectors(view(), embedder, folder)  # same dataset, embedder, fields: reused
+    assert len(embedder.texts) == 2
+    ensure_item_vectors(view(("title",)), embedder, folder)  # other text fields: rebuilt
+    assert len(embedder.texts) == 4
+
+
+def test_a_foreign_folder_is_not_replaced(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ForeignPathError, match="mine"):
+        ensure_item_vectors(view(), CountingEmbedder(), folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
