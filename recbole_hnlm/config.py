@@ -18,6 +18,7 @@ import torch
 from recbole.config import Config
 
 from recbole_hnlm import compat
+from recbole_hnlm.config_checks import check_run_settings, load_yaml_file, warn_unknown_keys
 
 compat.apply()
 
@@ -87,9 +88,23 @@ class HNLMConfig(Config):
     def __init__(self, *args: Any, read_command_line: bool = True, **kwargs: Any) -> None:
         self._read_command_line = read_command_line
         super().__init__(*args, **kwargs)
+        check_run_settings(self)
+        self.unknown_keys = warn_unknown_keys(self)  # key -> closest known key; warned once per process
 
     def _load_cmd_line(self) -> dict[str, Any]:
         return super()._load_cmd_line() if self._read_command_line else {}
+
+    def _load_config_files(self, file_list: list[str] | None) -> dict[str, Any]:
+        loaded: dict[str, Any] = {}
+        for file in file_list or []:
+            loaded.update(load_yaml_file(file, self.yaml_loader) or {})
+        return loaded
+
+    def _update_internal_config_dict(self, file: str) -> dict[str, Any] | None:
+        loaded = load_yaml_file(file, self.yaml_loader)
+        if loaded is not None:
+            self.internal_config_dict.update(loaded)
+        return loaded
 
     def _load_internal_config_dict(self, model: str, model_class: Any, dataset: str) -> None:
         super()._load_internal_config_dict(model, model_class, dataset)

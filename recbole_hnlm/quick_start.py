@@ -8,9 +8,11 @@ validation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from logging import getLogger
 from pathlib import Path
@@ -76,6 +78,19 @@ def _run_dir(config: HNLMConfig, sampler: str) -> Path:
     return run
 
 
+@contextlib.contextmanager
+def _removed_on_failure(run_dir: Path) -> Iterator[None]:
+    """A run that fails or is interrupted leaves no run folder (a log and a checkpoint of an unfinished
+    run beside no ``result.json``), nor the dataset's runs folder if that is left empty."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.parent.rmdir()
+        raise
+
+
 def _plain(value: Any) -> Any:
     """JSON-friendly copy of config values and metric dicts (numpy scalars, devices, enums)."""
     if isinstance(value, dict):
@@ -92,8 +107,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def format_metrics(result: dict[str, float]) -> str:
-    """A two-row text table of metrics, e.g. ``recall@10  ndcg@10 ...``."""
+def format_metrics(result: dict[str, float] | None) -> str:
+    """A two-row text table of metrics, e.g. ``recall@10  ndcg@10 ...`` (None: not evaluated)."""
+    if not result:
+        return "(not evaluated: eval_step <= 0 validates no epoch)"
     names = list(result)
     width = max(10, *(len(n) for n in names))
     header = "  ".join(n.rjust(width) for n in names)
@@ -223,11 +240,13 @@ def run_hnlm(
     if sampler in SEMANTIC_SAMPLERS and not negatives:
         merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
         config = make_config(model_name, dataset, config_file_list, merged)
-    if sampler_class(config["neg_sampler"]).needs_semantic_pool and not config["semdns_vectors"]:
-        from recbole_hnlm.pipeline import ensure_item_vectors
+    if sampler_class(config["neg_sampler"]).needs_semantic_pool:
+        from recbole_hnlm.pipeline import semantic_pool_inputs
 
-        merged["semdns_vectors"] = str(ensure_item_vectors(config).resolve())
-        config = make_config(model_name, dataset, config_file_list, merged)
+        made = semantic_pool_inputs(config)  # item vectors (and a store for semdns_query: store)
+        if made:
+            merged.update(made)
+            config = make_config(model_name, dataset, config_file_list, merged)
     if sampler in ALIGNMENT_SAMPLERS and not config["profile_embeddings"]:
         from recbole_hnlm.pipeline import ensure_profile_embeddings
 
@@ -237,12 +256,14 @@ def run_hnlm(
     if ddp is not None and ddp.enabled:
         check_gpu_ids(config, merged, ddp.nproc)
         merged["checkpoint_dir"] = str(run_dir)
-        result = launch(model_name, dataset, config_file_list, merged, ddp, saved=saved)
+        with _removed_on_failure(run_dir):
+            result = launch(model_name, dataset, config_file_list, merged, ddp, saved=saved)
         if result is None:
             print(f"DDP ranks {ddp.group_offset}..{ddp.group_offset + ddp.nproc - 1} finished")
             return None
     else:
-        result = train_and_evaluate(config, saved=saved, log_dir=run_dir)
+        with _removed_on_failure(run_dir):
+            result = train_and_evaluate(config, saved=saved, log_dir=run_dir)
     record = {
         "model": model_name,
         "dataset": config["dataset"],
@@ -254,7 +275,8 @@ def run_hnlm(
         **{k: _plain(v) for k, v in result.items() if k != "model"},
         "config": _plain(dict(config.final_config_dict)),
     }
-    atomic_write_json(run_dir / "result.json", record)
+    with _removed_on_failure(run_dir):
+        atomic_write_json(run_dir / "result.json", record)  # strict JSON: -inf (never validated) is null
     print(f"\n{model_name} on {config['dataset']} (sampler={sampler}, seed={config['seed']})")
     print("best valid:\n" + format_metrics(result["best_valid_result"]))
     print("test:\n" + format_metrics(result["test_result"]))

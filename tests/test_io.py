@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recbole_hnlm.io import ForeignPathError, atomic_directory, check_replaceable
+from recbole_hnlm.io import ForeignPathError, atomic_directory, atomic_write_json, check_replaceable
 from recbole_hnlm.negatives.store import SemanticNegativeStore, write_store
 from recbole_hnlm.stages.profiles import PROFILES_FORMAT, legacy_profiles_meta, write_profiles
 
@@ -129,3 +129,12 @@ def test_failed_body_leaves_the_previous_artefact(tmp_path):
         raise RuntimeError("body failed")
     assert json.loads((target / "meta.json").read_text())["n"] == 1
     assert leftovers(tmp_path, "art") == [] and os.listdir(tmp_path) == ["art"]
+
+
+def test_json_is_written_strict_with_non_finite_numbers_as_null(tmp_path):
+    path = tmp_path / "result.json"
+    nested = {"score": float("-inf"), "rows": [float("nan"), 1.5], "deep": {"x": float("inf")}}
+    atomic_write_json(path, nested)
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text) == {"score": None, "rows": [None, 1.5], "deep": {"x": None}}

@@ -1,9 +1,15 @@
-"""quick_start: the validation trace (best epoch), and a semdns run end to end with its sampler report."""
+"""quick_start: the validation trace (best epoch), a semdns run end to end with its sampler report, strict
+result.json and no run folder left by a failed run."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from recbole_hnlm import quick_start
 from recbole_hnlm.config import make_config
 from recbole_hnlm.negatives.item_vectors import write_item_vectors
 from recbole_hnlm.quick_start import ValidationTrace, run_hnlm
@@ -40,3 +46,31 @@ def test_semdns_trains_and_reports_its_semantic_picks_and_best_epoch(toys_slice,
     assert set(report["semantic_pick_share_by_epoch"]) == {"0", "1"}  # as result.json has it
     assert 0.0 <= report["semantic_pool_redrawn_share"] < 1.0
     assert record["best_epoch"] in (0, 1) and record["epochs_trained"] == 2 and record["epoch_cap"] == 2
+
+
+def _refuse_constant(name):
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def test_an_unvalidated_run_writes_strict_json(toys_slice, in_tmp, capsys):
+    # eval_step 0: RecBole validates no epoch, so the best valid score stays -inf (was written as -Infinity).
+    config = {**FAST, **toys_slice["config"], "eval_step": 0}
+    record = run_hnlm("LightGCN", toys_slice["dataset"], "rns", config_dict=config)
+    text = (Path(record["run_dir"]) / "result.json").read_text()
+    written = json.loads(text, parse_constant=_refuse_constant)
+    assert written["best_valid_score"] is None and written["best_valid_result"] is None
+    assert set(written["test_result"]) >= {"recall@20", "ndcg@20"}
+    assert "best valid:\n(not evaluated" in capsys.readouterr().out
+
+
+def test_a_failed_run_leaves_no_run_folder(toys_slice, in_tmp, monkeypatch):
+    def fails_after_logging(config, *, saved, log_dir):
+        (Path(log_dir) / "log").mkdir(parents=True)
+        (Path(log_dir) / "log" / "run.log").write_text("started\n")
+        raise RuntimeError("the model diverged")
+
+    monkeypatch.setattr(quick_start, "train_and_evaluate", fails_after_logging)
+    with pytest.raises(RuntimeError, match="diverged"):
+        run_hnlm("LightGCN", toys_slice["dataset"], "rns", config_dict={**FAST, **toys_slice["config"]})
+    runs = in_tmp / "runs"
+    assert not runs.exists() or list(runs.rglob("*")) == []
