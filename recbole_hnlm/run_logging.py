@@ -80,6 +80,12 @@ def init_run_logger(config: Any, run_dir: str | Path | None = None) -> Path:
     )
     # force=True closes and removes the previous run's handlers (plain basicConfig would keep them).
     logging.basicConfig(level=level, handlers=[console, file_handler], force=True)
+    unknown = getattr(config, "unknown_keys", None)
+    if unknown:  # printed once when the config was built; into every run's log file as well
+        from recbole_hnlm.config_checks import describe_unknown
+
+        fields = {"msg": describe_unknown(unknown), "levelno": logging.WARNING, "levelname": "WARNING"}
+        file_handler.handle(logging.makeLogRecord(fields))
     return path
 
 

@@ -45,3 +45,12 @@ def test_tee_output_copies_prints_once_when_nested(tmp_path, capsys):
     assert capsys.readouterr().out == "stage one\nstage two\nafter\n"
     lines = log.read_text().splitlines()
     assert lines[0].startswith("==== ") and lines[1:] == ["stage one", "stage two"]
+
+
+def test_unknown_config_keys_are_written_into_the_run_log(in_tmp):
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.run_logging import init_run_logger
+
+    config = make_config("HNLMLightGCN", "ml-100k", config_dict={**FAST, "semantic_alpah": 0.5})
+    log = init_run_logger(config, in_tmp / "run").read_text()
+    assert "WARNING  1 unknown config key" in log and "did you mean 'semantic_alpha'?" in log
