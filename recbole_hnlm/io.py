@@ -26,7 +26,7 @@ def config_fingerprint(config: Mapping[str, Any], keys: list[str] | None = None)
     return fingerprint(items)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -35,7 +35,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _default_mode(directory: bool) -> int:
+def default_mode(directory: bool) -> int:
     # mkstemp/mkdtemp create private (0600/0700) entries; give outputs the usual umask-based mode.
     umask = os.umask(0)
     os.umask(umask)
@@ -49,7 +49,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, _default_mode(directory=False))
+        os.chmod(tmp, default_mode(directory=False))
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
@@ -59,7 +59,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -160,7 +160,7 @@ def atomic_directory(
     check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, _default_mode(directory=True))
+    os.chmod(tmp, default_mode(directory=True))
     try:
         yield tmp
         check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
@@ -174,7 +174,7 @@ def atomic_directory(
             if old is not None:
                 os.replace(old, path)  # put the previous artefact back
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

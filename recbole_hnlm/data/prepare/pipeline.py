@@ -4,7 +4,10 @@ Pass 1 parses every review line, applies the rating and date filters, and keeps 
 (user, item), rating, time and the line's position. Duplicates are dropped (per user and item the
 earliest review wins; ties go to the earlier file and line) and the k-core is iterated to its fixed
 point. Pass 2 re-reads only the surviving lines for their review text, spilling it to a temp file so
-memory stays bounded by the ID arrays. The metadata files are then streamed for the surviving items.
+memory stays bounded by the ID arrays (``text_passes``). The metadata files are then streamed for the
+surviving items. Every output file (``.inter``, split files, ``.item``, the card) is staged under a temp
+name and all are renamed into place together at the end (``atomic.StagedFiles``): a failure at any point
+leaves the previous complete dataset, and nothing else in the folder is touched.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
@@ -23,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from recbole_hnlm.data.datasets import get_spec
-from recbole_hnlm.io import fingerprint
 
-from .atomic import atomic_text_file, atomic_value, fmt_number, header, row, write_text_file
+from .atomic import StagedFiles, fmt_number, header, row
+from .card import build_card, card_markdown, previous_files
 from .kcore import kcore_mask
 from .readers import (
     BAD_VALUE,
@@ -34,20 +36,10 @@ from .readers import (
     LineReader,
     _key,
     _number,
-    clean_text,
     date_to_seconds,
 )
-
-INTER_COLUMNS = [
-    ("user_id", "token"),
-    ("item_id", "token"),
-    ("rating", "float"),
-    ("timestamp", "float"),
-    ("review", "token"),
-]
-SPLIT_NAMES = ("train", "valid", "test")
-SPLIT_RATIOS = (0.8, 0.1, 0.1)
-CARD_VERSION = 1
+from .split_files import SPLIT_NAMES, split_labels
+from .text_passes import INTER_COLUMNS, read_metadata, write_inter
 
 
 @dataclass
@@ -149,32 +141,6 @@ def _progress(total: int | None, desc: str) -> Any:
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=total, desc=desc, unit=" lines", disable=None, file=sys.stderr, mininterval=1.0)
-
-
-def _split_labels(users_sorted: np.ndarray, seed: int) -> np.ndarray:
-    """0/1/2 (train/valid/test) per row: a seeded shuffle within each user, then RecBole's 8:1:1 sizes."""
-    n = users_sorted.shape[0]
-    labels = np.zeros(n, dtype=np.int8)
-    if n == 0:
-        return labels
-    rng = np.random.RandomState(seed)
-    keys = rng.random_sample(n)
-    order = np.lexsort((keys, users_sorted))
-    starts = np.flatnonzero(np.r_[True, users_sorted[order][1:] != users_sorted[order][:-1]])
-    counts = np.diff(np.r_[starts, n])
-    cnt = [np.floor(r * counts).astype(np.int64) for r in SPLIT_RATIOS]
-    cnt[0] = counts - cnt[1] - cnt[2]
-    for j in (2, 1):  # RecBole's _calcu_split_ids: give a tiny part one row while train keeps > 1
-        frac = SPLIT_RATIOS[j] * counts
-        bump = (cnt[0] > 1) & (frac > 0) & (frac < 1)
-        cnt[j] = cnt[j] + bump
-        cnt[0] = cnt[0] - bump
-    pos = np.arange(n) - np.repeat(starts, counts)
-    tr = np.repeat(cnt[0], counts)
-    va = np.repeat(cnt[1], counts)
-    lab = np.where(pos < tr, 0, np.where(pos < tr + va, 1, 2)).astype(np.int8)
-    labels[order] = lab
-    return labels
 
 
 def prepare_dataset(
@@ -302,174 +268,76 @@ def prepare_dataset(
             f"{', '.join(str(p) for p in review_paths)}: 0 interactions left after the filters ({counts})"
         )
 
-    outputs: list[str] = []
-    folder.mkdir(parents=True, exist_ok=True)  # only once there is something to write
-    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=folder) as scratch:
-        # ---- pass 2: review text of the surviving lines, spilled to disk in file/line order
-        spill_path = Path(scratch) / "reviews.bin"
-        offsets = np.zeros(n, dtype=np.int64)
-        lengths = np.zeros(n, dtype=np.int64)
-        with open(spill_path, "wb") as spill:
-            pos = 0
-            for fidx, path in enumerate(review_paths):
-                sel = np.flatnonzero(f == fidx)
-                if not sel.size:
-                    continue
-                sel = sel[np.argsort(ln[sel], kind="stable")]
-                wanted_lines = ln[sel].tolist()
-                reader = LineReader(path, source, strict=True)
-                got = 0
-                for k, (line_no, rec) in enumerate(reader.records(iter(wanted_lines))):
-                    if line_no != wanted_lines[k]:
-                        raise RuntimeError(f"{path.name} changed while it was being prepared")
-                    data = atomic_value(clean_text(rec.get(source.text_field))).encode("utf-8")
-                    offsets[sel[k]] = pos
-                    lengths[sel[k]] = len(data)
-                    spill.write(data)
-                    pos += len(data)
-                    got += 1
-                if got != len(wanted_lines):
-                    raise RuntimeError(f"{path.name} changed while it was being prepared")
-
-        # ---- .inter (full, with review text)
+    # ---- every file is staged and renamed into place together at the end (the card last): a failure
+    # (say, a truncated metadata file) leaves the previous complete dataset, and the folder's other files
+    card_json, card_md = f"{config.name}.card.json", f"{config.name}.card.md"
+    stale = [name for name in previous_files(folder / card_json) if name.startswith(f"{config.name}.")]
+    with StagedFiles(folder, last=[card_json, card_md]) as staged:
         uname = np.asarray(user_names, dtype=object)
         iname = np.asarray(item_names, dtype=object)
-        inter_path = folder / f"{config.name}.inter"
-        with open(spill_path, "rb") as spill, atomic_text_file(inter_path) as handle:
-            handle.write(row(header(INTER_COLUMNS)))
-            for k in range(n):
-                spill.seek(offsets[k])
-                text = spill.read(lengths[k]).decode("utf-8")
-                handle.write(row((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]), text)))
-        outputs.append(inter_path.name)
+        inter_name = f"{config.name}.inter"
+        with staged.open(inter_name) as handle:
+            write_inter(handle, review_paths, source, (u, it, r, t, f, ln), uname, iname, folder)
+        outputs = [inter_name]
 
-    # ---- benchmark split files (IDs, rating, time) when the dataset's yaml loads them
-    split_counts: dict[str, int] = {}
-    for part in SPLIT_NAMES:
-        stale = folder / f"{config.name}.{part}.inter"
-        if not config.split_files and stale.exists():
-            stale.unlink()
-    if config.split_files:
-        labels = _split_labels(urank[u], config.seed)
-        for j, part in enumerate(SPLIT_NAMES):
-            path = folder / f"{config.name}.{part}.inter"
-            sel = np.flatnonzero(labels == j)
-            with atomic_text_file(path) as handle:
-                handle.write(row(header(INTER_COLUMNS[:4])))
-                for k in sel:
-                    handle.write(row((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]))))
-            split_counts[part] = int(sel.size)
-            outputs.append(path.name)
+        # ---- benchmark split files (IDs, rating, time) when the dataset's yaml loads them
+        split_counts: dict[str, int] = {}
+        if config.split_files:
+            labels = split_labels(urank[u], config.seed)
+            for j, part in enumerate(SPLIT_NAMES):
+                sel = np.flatnonzero(labels == j)
+                with staged.open(f"{config.name}.{part}.inter") as handle:
+                    handle.write(row(header(INTER_COLUMNS[:4])))
+                    for k in sel:
+                        handle.write(row((uname[u[k]], iname[it[k]], fmt_number(r[k]), fmt_number(t[k]))))
+                split_counts[part] = int(sel.size)
+                outputs.append(f"{config.name}.{part}.inter")
 
-    # ---- .item from the metadata, for the surviving items only
-    needed = {item_names[c] for c in np.unique(it).tolist()}
-    meta_rows: dict[str, tuple[str, ...]] = {}
-    meta_duplicates = 0
-    for path in meta_paths:
-        reader = LineReader(path, source, config.strict, digest=True)
-        skips[path.name] = reader.skips
-        for line_no, rec in reader.records():
-            key = rec.get(source.item_key)
-            if key is None:
-                reader.fail(line_no, MISSING_FIELD, f"no field '{source.item_key}'")
-                continue
-            try:
-                key = _key(key)
-            except ValueError as exc:
-                reader.fail(line_no, BAD_VALUE, str(exc))
-                continue
-            if key not in needed:
-                continue
-            if key in meta_rows:
-                meta_duplicates += 1
-                continue
-            meta_rows[key] = tuple(atomic_value(v) for v in source.item_row(rec))
-        inputs.append({"role": "metadata", "file": path.name, "sha256": reader.sha256})
-    item_path = folder / f"{config.name}.item"
-    if meta_paths:
-        blank = ("",) * len(source.item_columns)
-        with atomic_text_file(item_path) as handle:
-            handle.write(row(header([("item_id", "token"), *source.item_columns])))
-            for key in sorted(needed):
-                handle.write(row((key, *meta_rows.get(key, blank))))
-        outputs.append(item_path.name)
+        # ---- .item from the metadata, for the surviving items only
+        needed = {item_names[c] for c in np.unique(it).tolist()}
+        meta_rows: dict[str, tuple[str, ...]] = {}
+        meta_duplicates = 0
+        for path in meta_paths:
+            reader = LineReader(path, source, config.strict, digest=True)
+            skips[path.name] = reader.skips
+            meta_duplicates += read_metadata(reader, source, needed, meta_rows)
+            inputs.append({"role": "metadata", "file": path.name, "sha256": reader.sha256})
+        item_columns = header([("item_id", "token"), *source.item_columns])
+        if meta_paths:
+            blank = ("",) * len(source.item_columns)
+            with staged.open(f"{config.name}.item") as handle:
+                handle.write(row(item_columns))
+                for key in sorted(needed):
+                    handle.write(row((key, *meta_rows.get(key, blank))))
+            outputs.append(f"{config.name}.item")
 
-    n_users = int(np.unique(u).size)
-    n_items = len(needed)
-    card: dict[str, Any] = {
-        "card_version": CARD_VERSION,
-        "dataset": config.name,
-        "source": config.source,
-        "filters": config.filters(),
-        "inputs": inputs,
-        "fingerprint": fingerprint({"inputs": inputs, "filters": config.filters(), "v": CARD_VERSION}),
-        "users": n_users,
-        "items": n_items,
-        "interactions": int(n),
-        "density": (n / (n_users * n_items)) if n_users and n_items else 0.0,
-        "steps": steps,
-        "duplicates_dropped": duplicates,
-        "skips": {name: dict(sorted(c.items())) for name, c in skips.items()},
-        "metadata": {
-            "files": [p.name for p in meta_paths],
-            "items_without_metadata": (n_items - len(meta_rows)) if meta_paths else n_items,
-            "duplicate_metadata_lines": meta_duplicates,
-        },
-        "split": {"seed": config.seed, "ratios": list(SPLIT_RATIOS), **split_counts}
-        if config.split_files
-        else None,
-        "columns": {
-            "inter": header(INTER_COLUMNS),
-            "item": header([("item_id", "token"), *source.item_columns]) if meta_paths else None,
-        },
-        "files": sorted(outputs),
-    }
-    write_text_file(folder / f"{config.name}.card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
-    markdown = card_markdown(card)
-    write_text_file(folder / f"{config.name}.card.md", markdown)
+        n_items = len(needed)
+        card = build_card(
+            config,
+            inputs=inputs,
+            steps=steps,
+            sizes=(int(np.unique(u).size), n_items, int(n)),
+            duplicates=duplicates,
+            skips=skips,
+            metadata={
+                "files": [p.name for p in meta_paths],
+                "items_without_metadata": (n_items - len(meta_rows)) if meta_paths else n_items,
+                "duplicate_metadata_lines": meta_duplicates,
+            },
+            split_counts=split_counts,
+            columns={"inter": header(INTER_COLUMNS), "item": item_columns if meta_paths else None},
+            files=outputs,
+        )
+        staged.write_text(card_json, json.dumps(card, indent=2, sort_keys=True) + "\n")
+        markdown = card_markdown(card)
+        staged.write_text(card_md, markdown)
+        # outputs of the previous prepare this one does not write (split files, an .item) go with it
+        for name in [*stale, *(f"{config.name}.{part}.inter" for part in SPLIT_NAMES)]:
+            staged.remove(name)
     if verbose:
         print(markdown)
         print(f"prepared {folder} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return card
 
 
-def card_markdown(card: dict[str, Any]) -> str:
-    """The dataset card as Markdown (what ``prepare`` prints)."""
-    lines = [
-        f"# Dataset card: {card['dataset']}",
-        "",
-        f"source: {card['source']}; fingerprint: `{card['fingerprint']}`",
-        "",
-        "| users | items | interactions | density |",
-        "|---|---|---|---|",
-        f"| {card['users']:,} | {card['items']:,} | {card['interactions']:,} | {card['density']:.3e} |",
-        "",
-        "## Filter steps",
-        "",
-        "| step | interactions | users | items |",
-        "|---|---|---|---|",
-    ]
-    for step in card["steps"]:
-        name = step["step"] + (f" (passes: {step['passes']})" if "passes" in step else "")
-        users = f"{step['users']:,}" if "users" in step else ""
-        items = f"{step['items']:,}" if "items" in step else ""
-        lines.append(f"| {name} | {step['interactions']:,} | {users} | {items} |")
-    lines += ["", f"duplicate reviews dropped: {card['duplicates_dropped']:,}", "", "## Skipped lines", ""]
-    for name, counts in card["skips"].items():
-        text = ", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "none"
-        lines.append(f"- {name}: {text}")
-    meta = card["metadata"]
-    lines += [
-        "",
-        f"items without metadata: {meta['items_without_metadata']:,}; "
-        f"duplicate metadata lines: {meta['duplicate_metadata_lines']:,}",
-    ]
-    if card["split"]:
-        s = card["split"]
-        parts = ", ".join(f"{p} {s[p]:,}" for p in SPLIT_NAMES)
-        lines.append(f"split files (seed {s['seed']}): {parts}")
-    lines += ["", "files: " + ", ".join(card["files"]), ""]
-    return "\n".join(lines)
-
-
-__all__ = ["PrepareConfig", "card_markdown", "classify_raw", "prepare_dataset"]
+__all__ = ["EmptyDatasetError", "PrepareConfig", "card_markdown", "classify_raw", "prepare_dataset"]
