@@ -8,7 +8,9 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -89,6 +91,72 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, text + "\n")
 
 
+def lock_file(path: str | os.PathLike) -> Path:
+    """The lock file of the artefact at ``path``: ``.<name>.lock`` beside it (never inside it)."""
+    path = Path(os.path.abspath(path))
+    return path.with_name(f".{path.name}.lock")
+
+
+_held = threading.local()  # the descriptor filelock hands over on acquiring (its on_acquired callback)
+
+
+def _note_descriptor(fd: int) -> None:
+    _held.fd = fd
+
+
+def _acquire(lock: Any, lock_path: Path, announce: Callable[[], None]) -> None:
+    """Acquire ``lock`` on the file now at ``lock_path``: the outermost holder removes the file before it
+    releases, so a waiter may wake up holding a file that is gone; it then tries again on the new one."""
+    from filelock import Timeout
+
+    while True:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            announce()
+            lock.acquire()
+        if lock.lock_counter > 1:
+            return  # re-entered in this thread: already verified
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(_held.fd).st_ino:
+                return
+        except FileNotFoundError:
+            pass
+        lock.release()
+
+
+@contextlib.contextmanager
+def artefact_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the inter-process lock of the artefact at ``path`` while building or replacing it.
+
+    Another process (or thread) building the same artefact waits here until the holder is done (saying so
+    once on stderr), then finds the finished artefact: stage writers check for a reusable one only once
+    they hold the lock, and no run's cleanup (chunks, checkpoints) removes the files of a run still at
+    work. Re-entrant within a thread (a stage holding the lock calls writers that take it again). The lock
+    file ``.<name>.lock`` beside ``path`` exists only while the lock is held.
+    """
+    from filelock import FileLock
+
+    lock_path = lock_file(path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path), is_singleton=True, on_acquired=_note_descriptor)
+    said = []
+
+    def announce() -> None:
+        if not said:
+            said.append(True)
+            print(f"waiting for another run building {path} (lock {lock_path})", file=sys.stderr, flush=True)
+
+    _acquire(lock, lock_path, announce)
+    try:
+        yield Path(path)
+    finally:
+        if lock.lock_counter == 1:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)  # still held: a waiter on this file sees it is gone and retries
+        lock.release()
+
+
 class ForeignPathError(FileExistsError):
     """An artefact write was pointed at a path holding something that is not that artefact of ours."""
 
@@ -151,13 +219,23 @@ def atomic_directory(
     """Yield a fresh temp folder beside ``path``; on success it replaces ``path`` as a whole.
 
     Readers never see a half-written folder: either the old one or the new one. If the body raises, the
-    temp folder is removed and ``path`` is left untouched. Only an artefact of the same kind (see
+    temp folder is removed and ``path`` is left untouched. The artefact's lock (:func:`artefact_lock`) is
+    held throughout. Only an artefact of the same kind (see
     :func:`check_replaceable`) or an empty folder is replaced; anything else raises
     :class:`ForeignPathError` before the body runs, and again (the body's output discarded) should it
     appear while the body runs.
     """
     path = Path(path)
-    check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
+    with artefact_lock(path):
+        check_replaceable(path, artefact_format, marker=marker, legacy=legacy)
+        with _replacing_directory(path, artefact_format, marker, legacy) as tmp:
+            yield tmp
+
+
+@contextlib.contextmanager
+def _replacing_directory(
+    path: Path, artefact_format: str, marker: str, legacy: Callable[[dict], bool] | None
+) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, default_mode(directory=True))

@@ -138,3 +138,103 @@ def test_json_is_written_strict_with_non_finite_numbers_as_null(tmp_path):
     text = path.read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert json.loads(text) == {"score": None, "rows": [None, 1.5], "deep": {"x": None}}
+
+
+def test_artefact_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path):
+    import threading
+
+    from recbole_hnlm.io import artefact_lock, lock_file
+
+    store = tmp_path / "negatives" / "hnlm"
+    order = []
+    with artefact_lock(store), artefact_lock(store):  # a stage holding it calls a writer taking it again
+
+        def wait_then_note():
+            with artefact_lock(store):
+                order.append("other")
+
+        other = threading.Thread(target=wait_then_note)
+        other.start()
+        other.join(0.5)
+        assert other.is_alive() and order == []  # the other thread waits for the holder
+        order.append("holder")
+    other.join(10)
+    assert order == ["holder", "other"]
+    assert lock_file(store) == tmp_path / "negatives" / ".hnlm.lock" and not store.exists()
+    assert os.listdir(tmp_path / "negatives") == []  # the lock file exists only while it is held
+
+
+def test_the_lock_excludes_across_processes_while_its_file_comes_and_goes(tmp_path):
+    # Read-modify-write of a counter by 4 processes: a lost update would mean two holders at once (the
+    # outermost holder removes the lock file, so a waiter must retry on the new file, not hold the old one).
+    import subprocess
+    import sys
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    script = (
+        "from pathlib import Path\n"
+        "from recbole_hnlm.io import artefact_lock\n"
+        f"counter = Path({str(counter)!r})\n"
+        "for _ in range(25):\n"
+        f"    with artefact_lock({str(tmp_path / 'store')!r}):\n"
+        "        value = int(counter.read_text())\n"
+        "        counter.write_text(str(value + 1))\n"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(4)]
+    assert [w.wait(120) for w in workers] == [0, 0, 0, 0]
+    assert counter.read_text() == "100"
+    assert sorted(os.listdir(tmp_path)) == ["counter"]
+
+
+def test_a_second_process_waits_for_the_artefact_lock(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from recbole_hnlm.io import artefact_lock
+
+    store = tmp_path / "store"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from recbole_hnlm.io import artefact_lock\n"
+            f"with artefact_lock({str(store)!r}):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(1.5)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.perf_counter()
+        with artefact_lock(store):
+            waited = time.perf_counter() - start
+        assert waited > 0.5
+    finally:
+        holder.wait(30)
+
+
+def test_atomic_directory_holds_the_lock_while_writing(tmp_path):
+    import threading
+
+    from recbole_hnlm.io import artefact_lock
+
+    target = tmp_path / "artefact"
+    seen = []
+
+    def other_writer():
+        with artefact_lock(target):
+            seen.append((target / "meta.json").is_file())
+
+    with atomic_directory(target, "test/format") as tmp:
+        (tmp / "meta.json").write_text(json.dumps({"format": "test/format"}))
+        other = threading.Thread(target=other_writer)
+        other.start()
+        other.join(0.3)
+        assert seen == []  # another writer of the same artefact waits until this one has replaced it
+    other.join(10)
+    assert seen == [True]

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
-from recbole_hnlm.io import atomic_directory, check_replaceable, fingerprint
+from recbole_hnlm.io import artefact_lock, atomic_directory, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import (
     EMBEDDER_FORMAT,
     SPEC_FILE,
@@ -128,6 +128,23 @@ def split_holdout(
 
 
 def finetune(
+    triples: Sequence[Mapping[str, str]],
+    out_dir: str | Path,
+    settings: FinetuneSettings,
+    *,
+    info: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> dict[str, Any]:
+    """:func:`_finetune` under the adapter's lock: a second run training into ``out_dir`` waits (its
+    checkpoint folder ``<out_dir>.ckpt`` is removed by whoever finishes)."""
+    with artefact_lock(out_dir):
+        return _finetune(
+            triples, out_dir, settings, info=info, progress=progress, stop_after_steps=stop_after_steps
+        )
+
+
+def _finetune(
     triples: Sequence[Mapping[str, str]],
     out_dir: str | Path,
     settings: FinetuneSettings,
@@ -242,7 +259,14 @@ def ensure_embedder(
     progress: bool = True,
     force: bool = False,
 ) -> Path:
-    """``<root>/embedder``: reused when it was trained on the current supervision with these settings."""
+    """``<root>/embedder``: reused when it was trained on the current supervision with these settings.
+
+    Checked under the adapter's lock: a concurrent run waits for this one's adapter, then reuses it."""
+    with artefact_lock(root / EMBEDDER_DIR):
+        return _ensure_embedder(config, root, progress=progress, force=force)
+
+
+def _ensure_embedder(config: Any, root: Path, *, progress: bool, force: bool) -> Path:
     from recbole_hnlm.stages.supervision import SUPERVISION_DIR, read_meta, read_triples
 
     sup_dir = root / SUPERVISION_DIR

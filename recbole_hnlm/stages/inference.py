@@ -8,8 +8,10 @@ similar length (sorted by token count), not one per forward pass as in the refer
 Resumable: the length-sorted queries are cut into chunks of ``hnlm_infer_chunk`` rows; each finished
 chunk is saved (atomically) under ``negatives/<name>.chunks/`` with a manifest fingerprinting the run;
 a rerun skips finished chunks. The store (producer ``hnlmrec-finetuned``) is then written atomically and
-the chunks removed. ``--embedder PATH`` embeds with an adapter fine-tuned on another dataset (the
-paper's generalisation experiment); the store is then ``negatives/hnlm-from-<that dataset>``.
+the chunks removed. The store's lock is held from the reuse check on, so a second run building the same
+store waits, then reuses it, and never loses chunks to the other run's cleanup. ``--embedder PATH``
+embeds with an adapter fine-tuned on another dataset (the paper's generalisation experiment); the store
+is then ``negatives/hnlm-from-<that dataset>``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recbole_hnlm.config import config_value
-from recbole_hnlm.io import atomic_write_json, check_replaceable, fingerprint
+from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
 from recbole_hnlm.stages.common import training_view
@@ -99,91 +101,94 @@ def infer_store(
             builder.profiles_fingerprint,
         ]
     )
-    if not force and (out / "meta.json").is_file():
+    with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
+        if not force and (out / "meta.json").is_file():
+            try:
+                if SemanticNegativeStore(out).meta.details.get("fingerprint") == key:
+                    return out
+            except StoreError:
+                pass
+        check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
+        start = time.perf_counter()
+        users, items = training_pairs(view)
+        model = EmbeddingModel.load(adapter_dir)
+        rows = model.tokenize([builder.query(u, i) for u, i in zip(users, items)], "query")
+        order = np.argsort([len(r) for r in rows], kind="stable")
+        chunks = [order[s : s + chunk_size] for s in range(0, len(order), chunk_size)]
+        chunk_dir = out.with_name(out.name + ".chunks")
+        manifest = {"fingerprint": key, "rows": len(rows), "chunk_size": chunk_size, "dim": model.dim}
+        manifest_file = chunk_dir / "manifest.json"
+        if chunk_dir.exists() and (
+            not manifest_file.is_file() or json.loads(manifest_file.read_text()) != manifest
+        ):
+            shutil.rmtree(chunk_dir)  # chunks of another run: never mix them in
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(manifest_file, manifest)
+
+        def chunk_file(c: int) -> Path:
+            return chunk_dir / f"chunk-{c:06d}.npy"
+
+        done = [c for c in range(len(chunks)) if chunk_file(c).is_file()]
+        resumed = len(done)
+        bar = tqdm(
+            total=len(rows),
+            initial=sum(len(chunks[c]) for c in done),
+            desc="hnlm inference",
+            unit="query",
+            disable=not progress,
+        )
+        written = 0
         try:
-            if SemanticNegativeStore(out).meta.details.get("fingerprint") == key:
-                return out
-        except StoreError:
-            pass
-    check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
-    start = time.perf_counter()
-    users, items = training_pairs(view)
-    model = EmbeddingModel.load(adapter_dir)
-    rows = model.tokenize([builder.query(u, i) for u, i in zip(users, items)], "query")
-    order = np.argsort([len(r) for r in rows], kind="stable")
-    chunks = [order[s : s + chunk_size] for s in range(0, len(order), chunk_size)]
-    chunk_dir = out.with_name(out.name + ".chunks")
-    manifest = {"fingerprint": key, "rows": len(rows), "chunk_size": chunk_size, "dim": model.dim}
-    manifest_file = chunk_dir / "manifest.json"
-    if chunk_dir.exists() and (
-        not manifest_file.is_file() or json.loads(manifest_file.read_text()) != manifest
-    ):
-        shutil.rmtree(chunk_dir)  # chunks of another run: never mix them in
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(manifest_file, manifest)
-
-    def chunk_file(c: int) -> Path:
-        return chunk_dir / f"chunk-{c:06d}.npy"
-
-    done = [c for c in range(len(chunks)) if chunk_file(c).is_file()]
-    resumed = len(done)
-    bar = tqdm(
-        total=len(rows),
-        initial=sum(len(chunks[c]) for c in done),
-        desc="hnlm inference",
-        unit="query",
-        disable=not progress,
-    )
-    written = 0
-    try:
+            for c, index in enumerate(chunks):
+                if chunk_file(c).is_file():
+                    continue
+                vectors = model.embed_ids(
+                    [rows[k] for k in index], batch_size=batch_size, progress=bar.update
+                )
+                _save_npy(chunk_file(c), vectors.astype(np.float32))
+                written += 1
+                if fail_after_chunks is not None and written >= fail_after_chunks:
+                    raise InterruptedForTest(f"stopped after {written} chunks (fail_after_chunks)")
+        finally:
+            bar.close()
+        matrix = np.zeros((len(rows), model.dim), dtype=np.float32)
+        filled = np.zeros(len(rows), dtype=bool)
         for c, index in enumerate(chunks):
-            if chunk_file(c).is_file():
-                continue
-            vectors = model.embed_ids([rows[k] for k in index], batch_size=batch_size, progress=bar.update)
-            _save_npy(chunk_file(c), vectors.astype(np.float32))
-            written += 1
-            if fail_after_chunks is not None and written >= fail_after_chunks:
-                raise InterruptedForTest(f"stopped after {written} chunks (fail_after_chunks)")
-    finally:
-        bar.close()
-    matrix = np.zeros((len(rows), model.dim), dtype=np.float32)
-    filled = np.zeros(len(rows), dtype=bool)
-    for c, index in enumerate(chunks):
-        part = np.load(chunk_file(c))
-        if part.shape != (len(index), model.dim):
-            raise ValueError(f"{chunk_file(c)}: shape {part.shape}, expected {(len(index), model.dim)}")
-        matrix[index] = part
-        filled[index] = True
-    if not filled.all():  # cannot happen unless the chunk files were tampered with
-        raise ValueError(f"{chunk_dir}: {int((~filled).sum())} rows have no vector")
-    seconds = time.perf_counter() - start
-    write_store(
-        out,
-        users,
-        items,
-        matrix,
-        producer=PRODUCER,
-        dataset=view.dataset,
-        dataset_fingerprint=view.dataset_fingerprint,
-        config={"adapter": info.get("fingerprint"), **{k: getattr(text_settings, k) for k in TEXT_KEYS}},
-        details={
-            "fingerprint": key,
-            "adapter_dir": str(adapter_dir),
-            "adapter_dataset": info.get("dataset"),
-            "spec": info.get("spec"),
-            "text_fallbacks": dict(builder.fallbacks),
-            "chunks": len(chunks),
-            "chunks_resumed": resumed,
-            "batch_size": batch_size,
-            "seconds": round(seconds, 1),
-        },
-    )
-    shutil.rmtree(chunk_dir, ignore_errors=True)
-    print(
-        f"[inference] {len(rows)} training pairs embedded (dim {model.dim}, {resumed} chunks resumed, "
-        f"{seconds:.1f} s) -> {out}; text fallbacks {dict(builder.fallbacks)}"
-    )
-    return out
+            part = np.load(chunk_file(c))
+            if part.shape != (len(index), model.dim):
+                raise ValueError(f"{chunk_file(c)}: shape {part.shape}, expected {(len(index), model.dim)}")
+            matrix[index] = part
+            filled[index] = True
+        if not filled.all():  # cannot happen unless the chunk files were tampered with
+            raise ValueError(f"{chunk_dir}: {int((~filled).sum())} rows have no vector")
+        seconds = time.perf_counter() - start
+        write_store(
+            out,
+            users,
+            items,
+            matrix,
+            producer=PRODUCER,
+            dataset=view.dataset,
+            dataset_fingerprint=view.dataset_fingerprint,
+            config={"adapter": info.get("fingerprint"), **{k: getattr(text_settings, k) for k in TEXT_KEYS}},
+            details={
+                "fingerprint": key,
+                "adapter_dir": str(adapter_dir),
+                "adapter_dataset": info.get("dataset"),
+                "spec": info.get("spec"),
+                "text_fallbacks": dict(builder.fallbacks),
+                "chunks": len(chunks),
+                "chunks_resumed": resumed,
+                "batch_size": batch_size,
+                "seconds": round(seconds, 1),
+            },
+        )
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        print(
+            f"[inference] {len(rows)} training pairs embedded (dim {model.dim}, {resumed} chunks resumed, "
+            f"{seconds:.1f} s) -> {out}; text fallbacks {dict(builder.fallbacks)}"
+        )
+        return out
 
 
 def run(args: argparse.Namespace) -> int:

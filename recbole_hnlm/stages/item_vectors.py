@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.io import config_fingerprint
+from recbole_hnlm.io import artefact_lock, config_fingerprint
 from recbole_hnlm.llm.prompts import ItemRecord
 from recbole_hnlm.negatives.item_vectors import read_meta, write_item_vectors
 
@@ -62,13 +62,16 @@ def build_item_vectors(view: Any, embedder: Any, folder: Path) -> Path:
 
 
 def ensure_item_vectors(view: Any, embedder: Any, folder: Path) -> Path:
-    """``folder`` if it holds vectors of this dataset, embedder and text fields; else they are built."""
-    meta = read_meta(folder)
-    settings = vectors_settings(view, embedder)
-    if (
-        meta is not None
-        and meta.get("dataset_fingerprint") == view.dataset_fingerprint
-        and meta.get("config_fingerprint") == config_fingerprint(settings)
-    ):
-        return folder
-    return build_item_vectors(view, embedder, folder)
+    """``folder`` if it holds vectors of this dataset, embedder and text fields; else they are built.
+
+    Checked under the folder's lock: a concurrent run waits for this one's vectors, then reuses them."""
+    with artefact_lock(folder):
+        meta = read_meta(folder)
+        settings = vectors_settings(view, embedder)
+        if (
+            meta is not None
+            and meta.get("dataset_fingerprint") == view.dataset_fingerprint
+            and meta.get("config_fingerprint") == config_fingerprint(settings)
+        ):
+            return folder
+        return build_item_vectors(view, embedder, folder)

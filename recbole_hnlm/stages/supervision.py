@@ -39,7 +39,13 @@ import torch
 
 from recbole_hnlm.config import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
-from recbole_hnlm.io import atomic_directory, atomic_write_json, check_replaceable, fingerprint
+from recbole_hnlm.io import (
+    artefact_lock,
+    atomic_directory,
+    atomic_write_json,
+    check_replaceable,
+    fingerprint,
+)
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.item_vectors import item_passage
 
@@ -373,7 +379,15 @@ def build_supervision(
     progress: bool = True,
     force: bool = False,
 ) -> Path:
-    """Write (or reuse, when its fingerprint matches) ``<root>/supervision``; returns the folder."""
+    """Write (or reuse, when its fingerprint matches) ``<root>/supervision``; returns the folder.
+
+    Under the folder's lock: a concurrent run waits, then reuses it (and the CF cache's ``tmp`` folder,
+    removed by whoever finishes training, is never pulled from under a run still training)."""
+    with artefact_lock(root / SUPERVISION_DIR):
+        return _build_supervision(config, root, view=view, progress=progress, force=force)
+
+
+def _build_supervision(config: Any, root: Path, *, view: Any, progress: bool, force: bool) -> Path:
     settings = SupervisionSettings.resolve(config)
     view = view if view is not None else training_view(config)
     builder = QueryBuilder.build(view, root / "profiles", settings)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,3 +142,43 @@ def test_infer_out_refuses_a_foreign_folder_before_embedding(tmp_path, adapter):
         )
     assert {str(p): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))} == before
     assert not (tmp_path / "thesis.chunks").exists()
+
+
+def test_a_second_run_building_the_same_store_waits_then_reuses_it(tmp_path, adapter, monkeypatch):
+    # Two runs of the same store: before the lock, each embedded, and the finisher's cleanup removed
+    # the other's chunk folder (FileNotFoundError). Now the second waits for the store, then reuses it.
+    from recbole_hnlm.stages import inference
+
+    view = fake_view()
+    loads = []
+    first_started = threading.Event()
+    load = inference.EmbeddingModel.load
+
+    def counted_load(path):
+        loads.append(threading.current_thread().name)
+        first_started.set()
+        time.sleep(0.5)  # the second run arrives while the first is embedding
+        return load(path)
+
+    monkeypatch.setattr(inference.EmbeddingModel, "load", staticmethod(counted_load))
+    results, errors = {}, []
+
+    def build(name):
+        try:
+            config = {"hnlm_use_profiles": False}
+            results[name] = infer_store(config, tmp_path, adapter, view=view, chunk_size=4, progress=False)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=build, args=("first",), name="first")
+    second = threading.Thread(target=build, args=("second",), name="second")
+    first.start()
+    assert first_started.wait(60)
+    second.start()
+    first.join(120)
+    second.join(120)
+    assert errors == []
+    assert loads == ["first"]  # the second run reused the first's store instead of embedding again
+    assert results["first"] == results["second"]
+    assert not results["first"].with_name(results["first"].name + ".chunks").exists()
+    assert len(SemanticNegativeStore(results["first"])) == len(training_pairs(view)[0])

@@ -70,3 +70,30 @@ def test_a_foreign_folder_is_not_replaced(tmp_path):
     with pytest.raises(ForeignPathError, match="mine"):
         ensure_item_vectors(view(), CountingEmbedder(), folder)
     assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_two_runs_building_the_same_vectors_embed_once(tmp_path):
+    import threading
+    import time
+
+    class SlowEmbedder(CountingEmbedder):
+        def embed(self, texts):
+            time.sleep(0.5)  # the second run arrives while the first is embedding
+            return super().embed(texts)
+
+    embedder = SlowEmbedder()
+    folder = item_vectors_dir(tmp_path, embedder.model)
+    errors = []
+
+    def build():
+        try:
+            ensure_item_vectors(view(), embedder, folder)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    runs = [threading.Thread(target=build) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert errors == [] and len(embedder.texts) == 2  # 2 items, embedded by one run; the other reused them
