@@ -42,8 +42,9 @@ class StageReport:
     cached_completion_tokens: int = 0
     cached_request_seconds: float = 0.0
     # cache lines that could not be read (a partial last line after a kill, or a corrupt line): their
-    # requests are sent again, and counted here so nothing disappears silently
+    # requests are sent again if still needed, and counted here so nothing disappears silently
     cache_lines_dropped: int = 0
+    sent: int = 0  # requests sent to the server in this run (not answered from the cache)
     # records that failed at the server (retries exhausted): a transient failure, cached as such so a
     # rerun sends them again (retry_failed: retried_failed, recovered) or keeps them (--no_retry_failed)
     failed_at_server: int = 0
@@ -83,6 +84,7 @@ class StageReport:
             "cached_completion_tokens": self.cached_completion_tokens,
             "cached_request_seconds": round(self.cached_request_seconds, 3),
             "cache_lines_dropped": self.cache_lines_dropped,
+            "sent": self.sent,
             "failed_at_server": self.failed_at_server,
             "retried_failed": self.retried_failed,
             "recovered": self.recovered,
@@ -100,7 +102,8 @@ class StageReport:
             f"{self.completion_tokens} out ({rate:.1f} tok/s); {self.seconds:.1f} s"
         )
         if self.cache_lines_dropped:
-            line += f"; {self.cache_lines_dropped} unreadable cache lines dropped (their requests sent again)"
+            sent = f"{self.sent} requests sent to the server" if self.sent else "no request needed sending"
+            line += f"; {self.cache_lines_dropped} unreadable cache lines dropped ({sent})"
         if self.retried_failed:
             line += f"; {self.retried_failed} server failures sent again, {self.recovered} recovered"
         if self.failed_at_server:
@@ -170,6 +173,7 @@ def run_requests(
             report.add(outcomes[request.id], cached=True)
     report.total += len(requests)
     report.retried_failed += len(retried)
+    report.sent += len(todo)
     limit = max(8, 2 * backend.max_concurrency)
     streak = 0
     if todo:

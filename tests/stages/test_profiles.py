@@ -74,6 +74,8 @@ def test_profiles_end_to_end_and_cached_rerun(small_view, tmp_path):
         meta3 = generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False)
         assert server.calls["/api/chat"] == first_calls
         assert [r["cache_lines_dropped"] for r in meta3["reports"]] == [2, 2]
+        assert [r["sent"] for r in meta3["reports"]] == [0, 0]  # the summary says none was sent again
+        assert [r["sent"] > 0 for r in meta["reports"]] == [True, True]
 
 
 def test_embedding_a_folder_written_without_embeddings(small_view, tmp_path):
