@@ -56,8 +56,13 @@ class StoreMeta:
     version: int = STORE_VERSION
 
 
+def _token(value: Any) -> str:
+    """A token as messages show it: ``'7'``, also for a numpy string (whose repr is ``np.str_('7')``)."""
+    return repr(str(value))
+
+
 def _describe_rows(rows: np.ndarray, users: Sequence[str], items: Sequence[str]) -> str:
-    shown = ", ".join(f"row {int(r)} ({users[r]!r}, {items[r]!r})" for r in rows[:_SHOW])
+    shown = ", ".join(f"row {int(r)} ({_token(users[r])}, {_token(items[r])})" for r in rows[:_SHOW])
     more = f" and {len(rows) - _SHOW} more" if len(rows) > _SHOW else ""
     return shown + more
 
@@ -189,7 +194,8 @@ class SemanticNegativeStore:
         if repeats.size:
             first = keys.reset_index().groupby(["user_token", "item_token"])["index"].transform("min")
             shown = ", ".join(
-                f"row {int(r)} (line {int(r) + 2}) ({self.user_tokens[r]!r}, {self.item_tokens[r]!r}) "
+                f"row {int(r)} (line {int(r) + 2}) "
+                f"({_token(self.user_tokens[r])}, {_token(self.item_tokens[r])}) "
                 f"repeats row {int(first.iloc[r])}"
                 for r in repeats[:_SHOW]
             )
@@ -257,7 +263,7 @@ class BoundNegativeStore:
         ids = np.fromiter((mapping.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
         unknown = np.flatnonzero(ids < 0)
         if unknown.size:
-            shown = ", ".join(f"{tokens[r]!r} (line {r + 2})" for r in unknown[:_SHOW])
+            shown = ", ".join(f"{_token(tokens[r])} (line {r + 2})" for r in unknown[:_SHOW])
             raise StoreError(
                 f"{self.store.path / KEYS_FILE}: {unknown.size} {what} tokens are not in dataset "
                 f"{dataset.dataset_name!r}: {shown}"

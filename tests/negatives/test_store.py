@@ -223,3 +223,11 @@ def test_unreadable_keys_and_vectors_name_their_file(tmp_path, dataset):
     (tmp_path / "s" / VECTORS_FILE).write_bytes(b"")
     with pytest.raises(StoreError, match=r"vectors\.npy: cannot be read as a \.npy matrix \(EOFError"):
         SemanticNegativeStore(tmp_path / "s")
+
+
+def test_messages_show_numpy_tokens_as_plain_strings(tmp_path):
+    users, items = np.array(["7", "8"]), np.array(["i1", "i2"])  # numpy strings: repr np.str_('7')
+    with pytest.raises(StoreError) as err:
+        vectors = np.array([[0.0, np.nan], [1, 1]])
+        write_store(tmp_path / "s", users, items, vectors, producer="t", dataset="d", dataset_fingerprint="f")
+    assert "row 0 ('7', 'i1')" in str(err.value) and "np.str_" not in str(err.value)
