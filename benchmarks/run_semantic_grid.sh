@@ -6,10 +6,13 @@
 #
 #   bash benchmarks/run_semantic_grid.sh [ml-100k|toys|ml-1m]        (default: ml-100k)
 #
-# Arms, all at N = dnsmn_n = 2 and M = 16 uniform candidates:
+# Arms, all at N = dnsmn_n = 2:
 #   rns                 uniform negatives
 #   dnsmn               DNS(16, 2)
-#   dnsmn32             DNS(32, 2): the same-size uniform pool, the control semdns must beat
+#   dnsmn32             DNS(32, 2): the same-size uniform pool, the control every text arm must beat
+#   guarddns            32 uniform candidates, the 16 whose text is closest to the user's training items
+#                       dropped (false-negative guard), DNS(16, 2) on the rest
+#   guarddns-inv        the same, dropping the 16 farthest instead (control: the text signal reversed)
 #   semdns              DNS(16 uniform + 16 semantic, 2): the 16 drawn from the 64 items nearest to the
 #                       positive's text (all-MiniLM-L6-v2 item vectors, built once per dataset)
 #   semdns-perm         semdns with its neighbour rows shuffled across items (same pools, not tied to i)
@@ -21,13 +24,13 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 DATA="${DATA:-../shared/data}"
 OUT="${OUT:-benchmarks/results/converged}"
 MODELS="${MODELS:-LightGCN,MF}"
-ARMS="rns,dnsmn,dnsmn32:dnsmn,semdns,semdns-perm:semdns"
+ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:semdns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
 
 # each arm's own settings, passed only when the arm runs (the harness rejects one for an arm it does not run)
-ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 semdns-perm:semdns_permute=True)
+ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True)
 
 grid() {
   local dataset=$1 arms="${SAMPLERS:-$ARMS}" extra=() setting

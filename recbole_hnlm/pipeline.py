@@ -172,26 +172,48 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     return store
 
 
-def ensure_item_vectors(config: Any) -> Path:
-    """The item text vectors of ``config``'s dataset under the configured sentence embedder (semdns's
-    search space): one embedding per item, reused across splits and seeds."""
+def ensure_item_vectors(config: Any, embedder: Any = None) -> Path:
+    """The item text vectors of ``config``'s dataset under ``embedder`` (default: the configured sentence
+    embedder), semdns's search space: one embedding per item, reused across splits and seeds."""
     from recbole_hnlm.stages import item_vectors
 
     root = artifact_dir(config)
     log = StageLog()
     total = time.perf_counter()
-    embedder = _llm_settings(config).make_embedder()
+    embedder = embedder if embedder is not None else _llm_settings(config).make_embedder()
     folder = item_vectors.item_vectors_dir(root, embedder.model)
     vectors = log.run(
         "item_vectors",
         folder,
         lambda: item_vectors.ensure_item_vectors(training_view(config), embedder, folder),
     )
-    _finish(root, "semdns", log, time.perf_counter() - total)
+    _finish(root, "item-vectors", log, time.perf_counter() - total)
     return vectors
 
 
-@logged
+def text_sampler_inputs(config: Any) -> dict[str, str]:
+    """The config entries the text samplers (semdns, guarddns) need and ``config`` leaves unset, made when
+    missing: the item vectors, and for semdns with ``semdns_query: store`` the fine-tuned embedder's store
+    with the items embedded by that same embedder (h and the items must share one space)."""
+    from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
+
+    if config_value(config, "item_vectors"):
+        return {}
+    if config_value(config, "semdns_query") != "store":
+        return {"item_vectors": str(ensure_item_vectors(config).resolve())}
+    if config_value(config, "semdns_store"):
+        raise ValueError(
+            "semdns_store is set but item_vectors is not: point item_vectors at the item vectors of the "
+            "embedder that wrote the store (`recbole-hnlm item-vectors --adapter ADAPTER`)"
+        )
+    store = ensure_hnlm_store(config)
+    from recbole_hnlm.stages.finetune import EMBEDDER_DIR
+
+    adapter = config_value(config, "hnlm_embedder") or artifact_dir(config) / EMBEDDER_DIR
+    vectors = ensure_item_vectors(config, AdapterPassageEmbedder(adapter))
+    return {"semdns_store": str(store.resolve()), "item_vectors": str(vectors.resolve())}
+
+
 def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
     """The prompt-only store (an LLM names one hard negative per interaction) of ``config``'s dataset."""
     from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError

@@ -33,7 +33,7 @@ from recbole_hnlm.run_logging import init_run_logger
 
 compat.apply()
 
-HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns", "semdns")
+HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns", "semdns", "guarddns")
 SEMANTIC_SAMPLERS = ("hnlm", "prompt")
 ALIGNMENT_SAMPLERS = ("rlmrec-con", "rlmrec-gen")  # RLMRec: profile alignment (config key `alignment`)
 SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS + ALIGNMENT_SAMPLERS
@@ -240,10 +240,10 @@ def run_hnlm(
     if sampler in SEMANTIC_SAMPLERS and not negatives:
         merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
         config = make_config(model_name, dataset, config_file_list, merged)
-    if sampler_class(config["neg_sampler"]).needs_semantic_pool:
-        from recbole_hnlm.pipeline import semantic_pool_inputs
+    if sampler_class(config["neg_sampler"]).needs_item_vectors:
+        from recbole_hnlm.pipeline import text_sampler_inputs
 
-        made = semantic_pool_inputs(config)  # item vectors (and a store for semdns_query: store)
+        made = text_sampler_inputs(config)  # item vectors (and a store for semdns_query: store)
         if made:
             merged.update(made)
             config = make_config(model_name, dataset, config_file_list, merged)

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST
 
 import recbole_hnlm  # noqa: F401  (the compat shims)
 from recbole_hnlm.compat import CheckpointRefusedError, load_checkpoint
+from tests.conftest import FAST
 
 
 class RunsCode:

@@ -38,7 +38,7 @@ def test_semdns_trains_and_reports_its_semantic_picks_and_best_epoch(toys_slice,
     tokens = [str(t) for t in data.field2id_token[data.iid_field][1:]]
     vectors = np.random.default_rng(1).normal(size=(len(tokens), 6))
     folder = write_item_vectors(in_tmp / "vectors", tokens, vectors, {"dataset": toys_slice["dataset"]})
-    config["semdns_vectors"] = str(folder)
+    config["item_vectors"] = str(folder)
     record = run_hnlm("LightGCN", toys_slice["dataset"], "semdns", config_dict=config, saved=False)
     assert record["neg_sampler"] == "semdns"
     report = record["sampler_report"]

@@ -136,14 +136,18 @@ class NegativeSampler(nn.Module):
     ``needs_candidates`` asks the train loader for a ``[B, M]`` candidate tensor; M is the config key
     ``<name>_candidates``, or ``neg_candidates`` when that is unset (see :meth:`candidate_count`).
     ``needs_semantic_pool`` asks it for ``[B, K]`` semantic candidates as well
-    (:class:`~recbole_hnlm.negatives.semantic_pool.SemanticPool`). A sampler with something to say about
-    its run (e.g. which share of its picks came from where) returns it from :meth:`report`; the run's
-    ``result.json`` records it.
+    (:class:`~recbole_hnlm.negatives.semantic_pool.SemanticPool`); ``needs_text_guard`` asks it to filter
+    the candidates by text (:class:`~recbole_hnlm.negatives.text_guard.TextGuard`). Both read the item
+    vectors (``needs_item_vectors``; ``run_hnlm`` builds them when ``item_vectors`` is unset). A sampler
+    with something to say about its run (e.g. which share of its picks came from where) returns it from
+    :meth:`report`; the run's ``result.json`` records it.
     """
 
     name: ClassVar[str]
     needs_candidates: ClassVar[bool] = False
     needs_semantic_pool: ClassVar[bool] = False
+    needs_text_guard: ClassVar[bool] = False
+    needs_item_vectors: ClassVar[bool] = False
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__()

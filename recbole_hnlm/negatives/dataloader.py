@@ -29,6 +29,7 @@ from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.samplers import candidate_count, sampler_class
 from recbole_hnlm.negatives.semantic_pool import SemanticPool
 from recbole_hnlm.negatives.store import BoundNegativeStore, SemanticNegativeStore, StoreError
+from recbole_hnlm.negatives.text_guard import TextGuard
 
 MISSING_POLICIES = ("error", "random")
 
@@ -48,12 +49,15 @@ class HNLMTrainDataLoader(TrainDataLoader):
             self._bind_store(config, dataset, users, items)
         self.candidate_sampler: CandidateSampler | None = None
         self.semantic_pool: SemanticPool | None = None
+        self.text_guard: TextGuard | None = None
         negative_sampler = sampler_class(config["neg_sampler"])
         if negative_sampler.needs_candidates:
             self.candidate_sampler = CandidateSampler(users, items, dataset.item_num, candidate_count(config))
         if negative_sampler.needs_semantic_pool:
             pool = SemanticPool.from_config(config, dataset, users, items, self.candidate_sampler)
             self.semantic_pool = pool
+        if negative_sampler.needs_text_guard:
+            self.text_guard = TextGuard.from_config(config, dataset, users, items)
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
     def _bind_store(self, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> None:
@@ -98,7 +102,11 @@ class HNLMTrainDataLoader(TrainDataLoader):
             extra[SEMANTIC_FIELD] = self.semantic_store.gather(rows)
             extra[SEMANTIC_MASK_FIELD] = torch.from_numpy(rows >= 0)
         if self.candidate_sampler is not None:
-            extra[CANDIDATES_FIELD] = self.candidate_sampler.sample(batch[self.uid_field].numpy())
+            users = batch[self.uid_field].numpy()
+            candidates = self.candidate_sampler.sample(users)
+            if self.text_guard is not None:
+                candidates = self.text_guard.filter(users, candidates)
+            extra[CANDIDATES_FIELD] = candidates
         if self.semantic_pool is not None:
             users = batch[self.uid_field].numpy()
             pool, semantic = self.semantic_pool.draw(np.tile(index, self.times), users)

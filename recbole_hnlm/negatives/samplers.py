@@ -18,6 +18,7 @@ from typing import Any
 from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler, Propagation
 from recbole_hnlm.negatives.hard import HARD_SAMPLERS
 from recbole_hnlm.negatives.semantic_pool import SemanticPoolNegatives
+from recbole_hnlm.negatives.text_guard import GuardedDNSMNNegatives
 
 __all__ = [
     "SAMPLERS",
@@ -43,7 +44,7 @@ class UniformNegatives(NegativeSampler):
 
 
 SAMPLERS: dict[str, type[NegativeSampler]] = {
-    cls.name: cls for cls in (UniformNegatives, *HARD_SAMPLERS, SemanticPoolNegatives)
+    cls.name: cls for cls in (UniformNegatives, *HARD_SAMPLERS, SemanticPoolNegatives, GuardedDNSMNNegatives)
 }
 
 

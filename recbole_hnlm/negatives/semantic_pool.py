@@ -98,10 +98,10 @@ class SemanticPool:
             raise ValueError(f"config key 'semdns_query' must be one of {SEMANTIC_QUERIES}, got {query!r}")
         width = _positive_int(config, "semdns_neighbours")
         k = _positive_int(config, "semdns_k", minimum=0)
-        folder = config_value(config, "semdns_vectors")
+        folder = config_value(config, "item_vectors")
         if not folder:
             raise ValueError(
-                "config key 'semdns_vectors' is unset: point it at an item-vectors folder "
+                "config key 'item_vectors' is unset: point it at an item-vectors folder "
                 "(run_hnlm --sampler=semdns builds one)"
             )
         vectors = load_item_vectors(folder, dataset)
@@ -133,7 +133,7 @@ def _store_neighbours(
     if store.dim != vectors.shape[1]:
         raise StoreError(
             f"{path}: stored vectors are {store.dim}-d but the item vectors "
-            f"({config_value(config, 'semdns_vectors')}) are {vectors.shape[1]}-d: they must share one space"
+            f"({config_value(config, 'item_vectors')}) are {vectors.shape[1]}-d: they must share one space"
         )
     used, row_of_interaction = np.unique(store_rows, return_inverse=True)
     queries = F.normalize(store.gather(used).float(), dim=-1)
@@ -146,6 +146,7 @@ class SemanticPoolNegatives(DNSMNNegatives):
     name = "semdns"
     needs_candidates = True
     needs_semantic_pool = True
+    needs_item_vectors = True
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__(config, dim)

@@ -75,3 +75,23 @@ def ensure_item_vectors(view: Any, embedder: Any, folder: Path) -> Path:
         ):
             return folder
         return build_item_vectors(view, embedder, folder)
+
+
+class AdapterPassageEmbedder:
+    """A fine-tuned embedder (``recbole-hnlm finetune``) embedding item passages: the space its query
+    embeddings h live in, so that semdns can look up the items nearest to a stored h."""
+
+    name = "hnlm-adapter"
+
+    def __init__(self, adapter_dir: str | Path, batch_size: int = 64) -> None:
+        from recbole_hnlm.io import fingerprint
+        from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
+
+        self.encoder = EmbeddingModel.load(adapter_dir)
+        info = read_adapter_info(adapter_dir)
+        # the folder name says which adapter; the fingerprint of its info tells two trainings apart
+        self.model = f"{Path(adapter_dir).name}-{fingerprint(info)[:12]}"
+        self.batch_size = batch_size
+
+    def embed(self, texts: list[str]):
+        return self.encoder.embed(texts, role="passage", batch_size=self.batch_size)

@@ -138,7 +138,7 @@ def slice_with_vectors(toys_slice, tmp_path_factory):
                 tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field][1:]]
                 vectors = np.random.default_rng(0).normal(size=(len(tokens), 8))
                 write_item_vectors(folder, tokens[::-1], vectors[::-1], {"dataset": "toys-slice"})
-            config["semdns_vectors"] = str(folder)
+            config["item_vectors"] = str(folder)
             train, _, _ = data_preparation(config, dataset)
             return config, train
         finally:
@@ -155,7 +155,7 @@ def test_the_real_loader_attaches_k_semantic_candidates_that_are_never_positives
     )
     pool = train.semantic_pool
     table = pool.neighbours
-    vectors = load_item_vectors(config["semdns_vectors"], dataset)
+    vectors = load_item_vectors(config["item_vectors"], dataset)
     # each positive's row holds its 8 text neighbours, itself excluded
     item = int(dataset.inter_feat[dataset.iid_field][0])
     expected = nearest_items(vectors[[item]], vectors, 8, exclude=torch.tensor([item]))[0]
@@ -173,7 +173,7 @@ def test_the_real_loader_attaches_k_semantic_candidates_that_are_never_positives
 def test_the_loader_semantic_slots_come_from_the_positives_neighbour_row(slice_with_vectors):
     config, train = slice_with_vectors(semdns_k=3, semdns_neighbours=6)
     dataset = train._dataset
-    vectors = load_item_vectors(config["semdns_vectors"], dataset)
+    vectors = load_item_vectors(config["item_vectors"], dataset)
     for batch in train:
         for p, row, mask in zip(
             batch[dataset.iid_field].tolist(),

@@ -72,6 +72,33 @@ def test_a_foreign_folder_is_not_replaced(tmp_path):
     assert (folder / "notes.txt").read_text() == "keep me"
 
 
+def test_an_adapter_embeds_item_passages_in_its_own_passage_space(tmp_path):
+    from recbole_hnlm.llm.embedding_model import EmbeddingModel
+    from recbole_hnlm.stages.finetune import finetune
+    from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
+    from tests.stages.test_finetune import fast_settings, save_tiny, triples
+
+    base = save_tiny(tmp_path / "encoder", "encoder")
+    finetune(triples(32, seed=1), tmp_path / "embedder", fast_settings(str(base), hnlm_ft_epochs=1))
+    embedder = AdapterPassageEmbedder(tmp_path / "embedder")
+    assert embedder.model.startswith("embedder-")
+    texts = ["title: Toy Story; genre: Animation", "9"]
+    expected = EmbeddingModel.load(tmp_path / "embedder").embed(texts, role="passage")
+    np.testing.assert_allclose(embedder.embed(texts), expected, rtol=1e-5, atol=1e-6)
+    folder = ensure_item_vectors(view(), embedder, item_vectors_dir(tmp_path, embedder.model))
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["settings"]["embedder"] == "hnlm-adapter"
+
+
+def test_semdns_with_a_given_store_needs_that_stores_item_vectors():
+    from recbole_hnlm.pipeline import text_sampler_inputs
+
+    config = {"semdns_query": "store", "semdns_store": "some/store", "item_vectors": None}
+    with pytest.raises(ValueError, match="item_vectors"):
+        text_sampler_inputs(config)
+    assert text_sampler_inputs({**config, "item_vectors": "v"}) == {}
+
+
 def test_two_runs_building_the_same_vectors_embed_once(tmp_path):
     import threading
     import time

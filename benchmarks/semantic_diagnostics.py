@@ -1,0 +1,260 @@
+"""Why a text signal helps or hurts hard-negative sampling: the premises of semdns, guarddns and HNLMRec's h,
+measured on held-out positives (the false negatives a sampler should avoid).
+
+    python benchmarks/semantic_diagnostics.py --dataset ml-100k --checkpoint RUN.pth \
+        --item_vectors artifacts/ml-100k/item_vectors/all-MiniLM-L6-v2 [--adapter artifacts/ml-100k/embedder]
+
+``--checkpoint`` is a converged model of the fixed split (e.g. a bench cell's rns checkpoint): its split
+gives the held-out (valid + test) positives and its scores give DNS's picks. For ``--samples`` training
+pairs (u, i), seeded:
+
+* ``text_neighbours``: of the ``--neighbours`` items nearest to i's text (u's training items left out),
+  the share that are held-out positives of u, against the same share for uniform non-interacted items
+  (semdns proposes these neighbours; a high share means it proposes false negatives).
+* ``guard``: 32 uniform candidates, split by closeness to u's text taste into the 16 closest (guarddns
+  drops them) and the 16 farthest; the held-out share of each half, and of DNS's top-2 picks from the 32
+  (DNS(32,2)), from the 16 kept (guarddns) and from the first 16 drawn (DNS(16,2)).
+* ``embedder`` (with ``--adapter``): for triples mined by the checkpoint's model (j = the top of 32 by
+  ``e_u·e_m + e_i·e_m``), the gap ``cos(q, j) − cos(q, i)`` and the rank of j among all items under the
+  fine-tuned adapter and under its un-tuned base, and the rank of j among i's own text neighbours
+  (what semdns would propose from text(i)).
+
+Results are merged per dataset into ``benchmarks/results/semantic_diagnostics.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, machine, write_results
+from recbole_hnlm.bench.groups import heldout_keys, is_heldout
+from recbole_hnlm.negatives.candidates import CandidateSampler
+from recbole_hnlm.negatives.item_vectors import load_item_vectors
+from recbole_hnlm.negatives.semantic_pool import nearest_items
+from recbole_hnlm.negatives.text_guard import TextGuard
+from recbole_hnlm.quick_start import load_data_and_model
+from recbole_hnlm.stages.supervision import cf_embeddings
+
+NAME = "semantic_diagnostics"
+
+
+def share(hits: np.ndarray) -> float:
+    return float(hits.mean()) if hits.size else float("nan")
+
+
+def text_neighbours(ctx: dict[str, Any], neighbours: int) -> dict[str, Any]:
+    users, items, n_items, keys = ctx["users"], ctx["items"], ctx["n_items"], ctx["keys"]
+    vectors, sampler = ctx["vectors"], ctx["sampler"]
+    positives = torch.from_numpy(items)
+    table = nearest_items(vectors[positives], vectors, neighbours, exclude=positives)
+    grid = np.repeat(users[:, None], neighbours, axis=1)
+    fresh = ~sampler.is_positive(grid, table)  # training positives are redrawn by semdns: leave them out
+    text_hits = is_heldout(grid, table, keys, n_items)[fresh]
+    np.random.seed(0)
+    uniform = sampler.sample(users).numpy()
+    uniform_hits = is_heldout(np.repeat(users[:, None], uniform.shape[1], axis=1), uniform, keys, n_items)
+    return {
+        "neighbours": neighbours,
+        "training_positive_share": float(1 - fresh.mean()),
+        "heldout_share_text": share(text_hits),
+        "heldout_share_uniform": share(uniform_hits),
+        "ratio": share(text_hits) / share(uniform_hits),
+    }
+
+
+def guard(ctx: dict[str, Any], drawn: int = 32, top_n: int = 2) -> dict[str, Any]:
+    users, n_items, keys = ctx["users"], ctx["n_items"], ctx["keys"]
+    text_guard = TextGuard(ctx["vectors"], ctx["train_users"], ctx["train_items"], ctx["n_users"], drawn // 2)
+    np.random.seed(1)
+    sampler_32 = CandidateSampler(ctx["train_users"], ctx["train_items"], n_items, drawn)
+    cands = sampler_32.sample(users)
+    order = text_guard.closeness(users, cands).argsort(dim=1, descending=True)
+    closest, farthest = cands.gather(1, order[:, : drawn // 2]), cands.gather(1, order[:, drawn // 2 :])
+    grid = np.repeat(users[:, None], drawn // 2, axis=1)
+    user_e, item_e = ctx["user_e"], ctx["item_e"]
+
+    def picks(pool: torch.Tensor) -> np.ndarray:
+        scores = (item_e[pool] * user_e[torch.from_numpy(users)][:, None, :]).sum(-1)
+        return pool.gather(1, scores.topk(top_n, dim=1).indices).numpy()
+
+    def heldout(pool: np.ndarray) -> float:
+        return share(is_heldout(np.repeat(users[:, None], pool.shape[1], axis=1), pool, keys, n_items))
+
+    return {
+        "drawn": drawn,
+        "heldout_share_closest_half": share(is_heldout(grid, closest.numpy(), keys, n_items)),
+        "heldout_share_farthest_half": share(is_heldout(grid, farthest.numpy(), keys, n_items)),
+        "top_n": top_n,
+        # DNS's top-N picks from all drawn, from the half the guard keeps, from the first half drawn
+        "picks_heldout_share": {
+            "dns_all": heldout(picks(cands)),
+            "guarded": heldout(picks(text_guard.filter(users, cands))),
+            "dns_half": heldout(picks(cands[:, : drawn // 2])),
+        },
+    }
+
+
+def embedder(ctx: dict[str, Any], adapter: Path, view: Any, samples: int) -> dict[str, Any]:
+    from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_spec
+    from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
+
+    users, items, dataset = ctx["users"][:samples], ctx["items"][:samples], ctx["dataset"]
+    user_e, item_e = ctx["user_e"], ctx["item_e"]
+    np.random.seed(2)
+    cands = CandidateSampler(ctx["train_users"], ctx["train_items"], ctx["n_items"], 32).sample(users)
+    query_e = user_e[torch.from_numpy(users)] + item_e[torch.from_numpy(items)]
+    j = cands.gather(1, (item_e[cands] * query_e[:, None, :]).sum(-1).argmax(1, keepdim=True))[:, 0].numpy()
+    builder = QueryBuilder.build(view, None, SupervisionSettings(hnlm_use_profiles=False))
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    u_tok = dataset.id2token(dataset.uid_field, users).astype(str)
+    queries = [builder.query(u, tokens[i]) for u, i in zip(u_tok, items)]
+    passages = [builder.passage(t) for t in tokens[1:]]
+    out: dict[str, Any] = {"triples": len(queries)}
+    tuned, base = EmbeddingModel.load(adapter), EmbeddingModel.create(read_spec(adapter))
+    models = {"fine-tuned": tuned, "un-tuned": base}
+    for name, model in models.items():
+        q = torch.from_numpy(model.embed(queries, role="query"))
+        p = torch.from_numpy(model.embed(passages, role="passage"))  # row r = item id r + 1
+        sims = q @ p.T
+        idx = torch.arange(len(queries))
+        gap = sims[idx, torch.from_numpy(j) - 1] - sims[idx, torch.from_numpy(items) - 1]
+        rank = (sims > sims[idx, torch.from_numpy(j) - 1][:, None]).sum(1) + 1
+        out[name] = {
+            "gap_mean": float(gap.mean()),
+            "gap_positive_share": float((gap > 0).float().mean()),
+            "rank_of_j_median": float(rank.float().median()),
+            "rank_of_j_top64_share": float((rank <= 64).float().mean()),
+        }
+    vectors = ctx["vectors"]
+    sims = vectors[torch.from_numpy(items)] @ vectors.T
+    sims[:, 0] = -torch.inf
+    sims[torch.arange(len(items)), torch.from_numpy(items)] = -torch.inf
+    rank = (sims > sims[torch.arange(len(items)), torch.from_numpy(j)][:, None]).sum(1) + 1
+    out["text(i)"] = {
+        "rank_of_j_median": float(rank.float().median()),
+        "rank_of_j_top64_share": float((rank <= 64).float().mean()),
+    }
+    out["items"] = len(passages)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--item_vectors", required=True)
+    parser.add_argument("--adapter", default=None)
+    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--embedder_samples", type=int, default=500)
+    parser.add_argument("--neighbours", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(args.checkpoint)
+    train = train_data._dataset
+    n_items = int(train.item_num)
+    train_users = train.inter_feat[train.uid_field].numpy().astype(np.int64)
+    train_items = train.inter_feat[train.iid_field].numpy().astype(np.int64)
+    rng = np.random.default_rng(2020)
+    rows = rng.choice(len(train_users), size=min(args.samples, len(train_users)), replace=False)
+    model.eval()
+    with torch.no_grad():
+        user_e, item_e = (torch.from_numpy(x) for x in cf_embeddings(model, dataset))
+    ctx = {
+        "dataset": dataset,
+        "users": train_users[rows],
+        "items": train_items[rows],
+        "train_users": train_users,
+        "train_items": train_items,
+        "n_items": n_items,
+        "n_users": int(train.user_num),
+        "keys": heldout_keys(n_items, valid_data._dataset, test_data._dataset),
+        "vectors": load_item_vectors(args.item_vectors, dataset),
+        "sampler": CandidateSampler(train_users, train_items, n_items, 16),
+        "user_e": user_e,
+        "item_e": item_e,
+    }
+    result: dict[str, Any] = {
+        "checkpoint_model": config["model"],
+        "split_seed": config["split_seed"],
+        "samples": len(rows),
+        "text_neighbours": text_neighbours(ctx, args.neighbours),
+        "guard": guard(ctx),
+    }
+    if args.adapter:
+        from recbole_hnlm.stages.common import training_view
+
+        result["embedder"] = embedder(ctx, Path(args.adapter), training_view(config), args.embedder_samples)
+    path = RESULTS / f"{NAME}.json"
+    payload = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
+    payload["datasets"][args.dataset] = {**result, "machine": machine()}
+    write_results(NAME, payload, markdown(payload))
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    lines = [
+        "# Semantic diagnostics: do text signals find hard negatives or false negatives?",
+        "",
+        "Written by `benchmarks/semantic_diagnostics.py` (see its docstring for each measure). A held-out",
+        "positive (valid or test interaction) offered as a negative is a false negative.",
+        "",
+        "| dataset | training pairs sampled | held-out share: text neighbours of i | uniform | ratio |"
+        " training positives among the neighbours |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in payload["datasets"].items():
+        t = r["text_neighbours"]
+        lines.append(
+            f"| {name} | {r['samples']} | {t['heldout_share_text']:.2%} | {t['heldout_share_uniform']:.2%} "
+            f"| {t['ratio']:.1f}× | {t['training_positive_share']:.1%} |"
+        )
+    lines += [
+        "",
+        "Guard premise: of 32 uniform candidates, the half closest to the user's text taste against the",
+        "farthest half, and the held-out share of DNS's top-2 picks (the converged checkpoint's scores).",
+        "",
+        "| dataset | closest half | farthest half | DNS(32,2) picks | guarddns(32−16,2) | DNS(16,2) picks |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in payload["datasets"].items():
+        g = r["guard"]
+        picks = g["picks_heldout_share"]
+        lines.append(
+            f"| {name} | {g['heldout_share_closest_half']:.2%} | {g['heldout_share_farthest_half']:.2%} | "
+            f"{picks['dns_all']:.2%} | {picks['guarded']:.2%} | {picks['dns_half']:.2%} |"
+        )
+    embedded = {n: r["embedder"] for n, r in payload["datasets"].items() if "embedder" in r}
+    if embedded:
+        lines += [
+            "",
+            "Embedder on triples it was not trained on (j: the checkpoint's top of 32 by e_u·e_m + e_i·e_m):",
+            "",
+            "| dataset | embedder | gap cos(q,j) − cos(q,i) | gap > 0 | median rank of j | j in top 64 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, e in embedded.items():
+            for kind in ("fine-tuned", "un-tuned"):
+                s = e[kind]
+                lines.append(
+                    f"| {name} | {kind} | {s['gap_mean']:+.4f} | {s['gap_positive_share']:.1%} | "
+                    f"{s['rank_of_j_median']:.0f} of {e['items']} | {s['rank_of_j_top64_share']:.1%} |"
+                )
+            s = e["text(i)"]
+            lines.append(
+                f"| {name} | text(i) neighbours (MiniLM) | | | {s['rank_of_j_median']:.0f} of {e['items']} | "
+                f"{s['rank_of_j_top64_share']:.1%} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
