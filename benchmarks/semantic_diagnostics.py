@@ -19,6 +19,13 @@ pairs (u, i), seeded:
   fine-tuned adapter and under its un-tuned base, and the rank of j among i's own text neighbours
   (what semdns would propose from text(i)).
 
+* ``adapter`` (with ``--adapter_epochs E``): the paper's mix mode (HNLMLightGCN, adversarial adapter,
+  the default α and λ) trained E epochs with two stores made here in seconds, h = text(i) (the item
+  vectors) and h = one random code per user; per epoch, on two training batches, the mean
+  ``cos(adapter(h), e_u)`` and ``cos(adapter(h), e_i)`` and the share of adapted negatives whose nearest
+  item (cosine, propagated embeddings) is a training positive of u. If the adapter collapses onto the
+  user's direction, the two stores look alike.
+
 Results are merged per dataset into ``benchmarks/results/semantic_diagnostics.{json,md}``.
 """
 
@@ -147,6 +154,86 @@ def embedder(ctx: dict[str, Any], adapter: Path, view: Any, samples: int) -> dic
     return out
 
 
+def write_pair_store(path: Path, ctx: dict[str, Any], vectors: np.ndarray) -> Path:
+    from recbole_hnlm.data.fingerprint import dataset_fingerprint
+    from recbole_hnlm.negatives.store import write_store
+
+    dataset = ctx["dataset"]
+    users = dataset.id2token(dataset.uid_field, ctx["train_users"]).astype(str)
+    items = dataset.id2token(dataset.iid_field, ctx["train_items"]).astype(str)
+    fp = dataset_fingerprint(dataset)
+    write_store(
+        path, users, items, vectors, producer="diagnostics", dataset=ctx["name"], dataset_fingerprint=fp
+    )
+    return path
+
+
+def adapter_geometry(ctx: dict[str, Any], folder: Path, epochs: int) -> dict[str, Any]:
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    from recbole_hnlm.bench.groups import nearest_items as nearest_by_cosine
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.negatives import SEMANTIC_FIELD
+
+    rng = np.random.default_rng(0)
+    text = ctx["vectors"][torch.from_numpy(ctx["train_items"])].numpy()
+    codes = rng.normal(size=(int(ctx["train_users"].max()) + 1, text.shape[1])).astype(np.float32)
+    stores = {
+        "text(i)": write_pair_store(folder / "store-text", ctx, text),
+        "random code per user": write_pair_store(folder / "store-codes", ctx, codes[ctx["train_users"]]),
+    }
+    out: dict[str, Any] = {"epochs": epochs}
+    for name, store in stores.items():
+        config = make_config(
+            "HNLMLightGCN",
+            ctx["name"],
+            config_dict={
+                **ctx["config_dict"],
+                "semantic_negatives": str(store),
+                "adapter_training": "adversarial",
+                "epochs": epochs,
+                "show_progress": False,
+                "state": "ERROR",
+            },
+        )
+        init_seed(config["split_seed"], config["reproducibility"])
+        train, _, _ = data_preparation(config, create_dataset(config))
+        init_seed(config["seed"], config["reproducibility"])
+        model = get_model("HNLMLightGCN")(config, train._dataset)
+        trainer = get_trainer(config["MODEL_TYPE"], "HNLMLightGCN")(config, model)
+        rows = []
+        for epoch in range(epochs):
+            model.current_epoch = epoch
+            trainer._train_epoch(train, epoch)
+            model.eval()
+            with torch.no_grad():
+                prop = model.propagate()
+                cos_u, cos_i, hits = [], [], []
+                for b, batch in enumerate(train):
+                    if b >= 2:
+                        break
+                    u, i = batch[model.USER_ID], batch[model.ITEM_ID]
+                    adapted = model.semantic_adapter(batch[SEMANTIC_FIELD].float())
+                    cos_u.append(torch.cosine_similarity(adapted, prop.user[u], dim=-1))
+                    cos_i.append(torch.cosine_similarity(adapted, prop.item[i], dim=-1))
+                    near = nearest_by_cosine(adapted, prop.item).numpy()
+                    hits.append(ctx["sampler"].is_positive(u.numpy(), near))
+            model.train()
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "cos_user": float(torch.cat(cos_u).mean()),
+                    "cos_positive": float(torch.cat(cos_i).mean()),
+                    "nearest_is_training_positive": float(np.concatenate(hits).mean()),
+                }
+            )
+        out[name] = rows
+    density = len(ctx["train_users"]) / (ctx["n_users"] - 1) / (ctx["n_items"] - 1)
+    out["uniform_item_is_training_positive"] = density
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -156,6 +243,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--embedder_samples", type=int, default=500)
     parser.add_argument("--neighbours", type=int, default=64)
+    parser.add_argument("--adapter_epochs", type=int, default=0, help="epochs of the adapter geometry run")
+    parser.add_argument("--work", default="artifacts/diagnostics", help="where the diagnostic stores go")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -170,6 +259,10 @@ def main() -> None:
     with torch.no_grad():
         user_e, item_e = (torch.from_numpy(x) for x in cf_embeddings(model, dataset))
     ctx = {
+        "name": args.dataset,
+        "config_dict": {
+            k: config[k] for k in ("split_seed", "seed", "embedding_size", "data_path", "learning_rate")
+        },
         "dataset": dataset,
         "users": train_users[rows],
         "items": train_items[rows],
@@ -194,6 +287,8 @@ def main() -> None:
         from recbole_hnlm.stages.common import training_view
 
         result["embedder"] = embedder(ctx, Path(args.adapter), training_view(config), args.embedder_samples)
+    if args.adapter_epochs:
+        result["adapter"] = adapter_geometry(ctx, Path(args.work) / args.dataset, args.adapter_epochs)
     path = RESULTS / f"{NAME}.json"
     payload = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
     payload["datasets"][args.dataset] = {**result, "machine": machine()}
@@ -253,6 +348,24 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"| {name} | text(i) neighbours (MiniLM) | | | {s['rank_of_j_median']:.0f} of {e['items']} | "
                 f"{s['rank_of_j_top64_share']:.1%} |"
             )
+    geometry = {n: r["adapter"] for n, r in payload["datasets"].items() if "adapter" in r}
+    for name, g in geometry.items():
+        lines += [
+            "",
+            f"Paper's mix mode on {name} (adversarial adapter, α 0.1, λ 0.01), per epoch on two training "
+            "batches; a uniform item is a training positive with probability "
+            f"{g['uniform_item_is_training_positive']:.2%}:",
+            "",
+            "| h | epoch | cos(adapter(h), e_u) | cos(adapter(h), e_i) | nearest item: a training positive |",
+            "|---|---|---|---|---|",
+        ]
+        for store in ("text(i)", "random code per user"):
+            for row in g[store]:
+                if row["epoch"] in (0, 1, 4, 9) or row["epoch"] == g["epochs"] - 1:
+                    lines.append(
+                        f"| {store} | {row['epoch']} | {row['cos_user']:+.3f} | {row['cos_positive']:+.3f} | "
+                        f"{row['nearest_is_training_positive']:.1%} |"
+                    )
     return "\n".join(lines) + "\n"
 
 
