@@ -23,16 +23,9 @@ _LAZY = frozenset({"objective_function", "run_hnlm"})
 
 def bootstrap() -> None:
     """Apply the compatibility shims and register the plugin's models in RecBole (idempotent)."""
-    from recbole_hnlm import compat
+    from recbole_hnlm import plugin
 
-    compat.apply()
-    from recbole_hnlm.registry import install
-
-    install()
-    from recbole_hnlm import ray_compat, run_logging
-
-    ray_compat.apply()
-    run_logging.apply()
+    plugin.bootstrap()
 
 
 def _starting_cli() -> bool:

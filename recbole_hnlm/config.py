@@ -5,20 +5,23 @@ plugin model its backbone's RecBole yaml and the plugin's ``properties/overall.y
 ``properties/model/<Model>.yaml``, then the plugin's ``properties/dataset/<dataset>.yaml`` for any model.
 External settings (config files < config dict < ``--key=value`` on the command line) still win.
 
-It also lifts RecBole's hard-coded NCCL backend: distributed runs without CUDA use gloo on the CPU.
+It also lifts RecBole's hard-coded NCCL backend: distributed runs without CUDA use gloo on the CPU; and
+:func:`install` hooks the registered models (:mod:`recbole_hnlm.registry`) into RecBole's own lookups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from recbole.config import Config
 
-from recbole_hnlm import compat
+from recbole_hnlm import compat, ddp
 from recbole_hnlm.config_checks import check_run_settings, load_yaml_file, warn_unknown_keys
+from recbole_hnlm.config_values import FALSE_WORDS, TRUE_WORDS, as_flag, config_value, settings_values
+from recbole_hnlm.registry import model_backbones, registered_models
 
 compat.apply()
 
@@ -26,54 +29,23 @@ PROPERTIES_DIR = Path(__file__).resolve().parent / "properties"
 RECBOLE_PROPERTIES_DIR = Path(__import__("recbole").__file__).resolve().parent / "properties"
 
 
-def config_value(config: Any, key: str, default: Any = None) -> Any:
-    """``config[key]``, or ``default`` when the key is missing or None (a RecBole ``Config`` or a dict)."""
-    try:
-        value = config[key]
-    except (KeyError, TypeError):
-        return default
-    return default if value is None else value
-
-
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
-
-
-def as_flag(value: Any, key: str) -> bool:
-    """A yes/no setting from yaml or the command line (``--key=false`` arrives as a string); anything that
-    is not clearly one or the other is an error naming the key, never a silent False."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError(f"config key {key!r}: expected true or false, got {value!r}")
-
-
-def settings_values(settings: type, lookup: Callable[[str], Any]) -> dict[str, Any]:
-    """The fields of the settings dataclass ``settings`` that ``lookup(name)`` finds (not None), each as
-    its default's type: a yes/no field through :func:`as_flag` (``bool("false")`` is True), a number
-    through ``int``/``float``, anything else as it is. Absent fields keep their defaults."""
-    values: dict[str, Any] = {}
-    for name, spec in settings.__dataclass_fields__.items():
-        value = lookup(name)
-        if value is None:
-            continue
-        default = spec.default
-        if isinstance(default, bool):
-            value = as_flag(value, name)
-        elif isinstance(default, (int, float)):
-            value = type(default)(value)
-        values[name] = value
-    return values
+__all__ = [
+    "FALSE_WORDS",
+    "PROPERTIES_DIR",
+    "TRUE_WORDS",
+    "HNLMConfig",
+    "as_flag",
+    "config_value",
+    "install",
+    "make_config",
+    "plugin_backbones",
+    "settings_values",
+]
 
 
 def plugin_backbones() -> dict[str, str | None]:
     """Plugin model name -> the RecBole model whose yaml supplies its backbone defaults."""
-    from recbole_hnlm.registry import model_backbones
-
+    install()
     return model_backbones()
 
 
@@ -146,10 +118,7 @@ class HNLMConfig(Config):
             cfg["verbose"] = False
 
     def _use_cuda_for_ddp(self) -> bool:
-        backend = self.final_config_dict.get("ddp_backend") or "auto"
-        if backend not in ("auto", "nccl", "gloo"):
-            raise ValueError(f"config key 'ddp_backend' must be auto, nccl or gloo, got {backend!r}")
-        return backend == "nccl" or (backend == "auto" and torch.cuda.is_available())
+        return ddp.use_cuda(self.final_config_dict)
 
 
 def make_config(
@@ -161,8 +130,6 @@ def make_config(
     read_command_line: bool = False,
 ) -> HNLMConfig:
     """Build the plugin's config (registers the plugin first, so plugin model names resolve)."""
-    from recbole_hnlm.registry import install
-
     install()
     return HNLMConfig(
         model=model,
@@ -171,3 +138,46 @@ def make_config(
         config_dict=config_dict,
         read_command_line=read_command_line,
     )
+
+
+_installed = False
+
+
+def install() -> None:
+    """Hook every registered model into RecBole's model, trainer, dataloader and config lookups (idempotent).
+
+    RecBole finds a model by module path (``recbole.model.<category>.<lowercase name>``), a trainer by the
+    attribute ``recbole.trainer.<Model>Trainer``, and a train dataloader through
+    ``recbole.data.utils.get_dataloader``; each registered model is plugged into exactly those three places,
+    and :class:`HNLMConfig` replaces RecBole's ``Config`` in its quick start, so stock ``run_recbole``,
+    ``objective_function`` and ``load_data_and_model`` work with plugin models. Importing
+    :mod:`recbole_hnlm.models` fills the registry (each model file registers its class).
+    """
+    global _installed
+    if _installed:
+        return
+    import recbole.data.utils as data_utils
+    import recbole.quick_start.quick_start as quick_start
+    import recbole.trainer
+
+    import recbole_hnlm.models  # noqa: F401  (each model file registers its class)
+    from recbole_hnlm.negatives.dataloader import HNLMTrainDataLoader
+    from recbole_hnlm.trainer import HNLMTrainer
+
+    models = registered_models()
+    for spec in models.values():
+        module = sys.modules[spec.cls.__module__]
+        sys.modules[f"recbole.model.general_recommender.{spec.name.lower()}"] = module
+        setattr(recbole.trainer, f"{spec.name}Trainer", HNLMTrainer)
+
+    stock_get_dataloader = data_utils.get_dataloader
+
+    def get_dataloader(config, phase):
+        spec = models.get(config["model"])
+        if phase == "train" and spec is not None and spec.uses_plugin_loader:
+            return HNLMTrainDataLoader
+        return stock_get_dataloader(config, phase)
+
+    data_utils.get_dataloader = get_dataloader
+    quick_start.Config = HNLMConfig
+    _installed = True

@@ -1,12 +1,12 @@
-"""Scale-out: DDP training through RecBole's own path (NCCL on GPUs, gloo on CPUs), and Ray start-up.
+"""Scale-out: DDP training through RecBole's own path (NCCL on GPUs, gloo on CPUs).
 
 RecBole's ``run(..., nproc, world_size, ip, port, group_offset)`` starts ``nproc`` processes with
 ``torch.multiprocessing.spawn``; each one builds the config with ``local_rank`` set, which makes
 ``Config._init_device`` join the process group, and RecBole's trainer and dataloaders then wrap the
 model in ``DistributedDataParallel`` and shard batches with a ``DistributedSampler``. This module
-does the same for the plugin: every rank runs :func:`recbole_hnlm.quick_start.train_and_evaluate`
+does the same for the plugin: every rank runs :func:`recbole_hnlm.training.train_and_evaluate`
 on the plugin's :class:`~recbole_hnlm.config.HNLMConfig`, whose ``_init_device`` picks the backend
-(config key ``ddp_backend``: ``auto`` = NCCL with CUDA, gloo without).
+(:func:`recbole_hnlm.ddp.use_cuda`). Ray start-up (``init_ray``) lives in :mod:`recbole_hnlm.ray_compat`.
 
 Beyond RecBole's launcher it
 
@@ -28,8 +28,23 @@ from typing import Any
 import torch
 
 from recbole_hnlm import compat
+from recbole_hnlm.ddp import barrier, share_checkpoint_path, use_cuda
+from recbole_hnlm.ray_compat import init_ray, numpy_alias_hook
 
 compat.apply()
+
+__all__ = [
+    "DDPOptions",
+    "barrier",
+    "check_gpu_ids",
+    "ddp_config_dict",
+    "free_port",
+    "init_ray",
+    "launch",
+    "numpy_alias_hook",
+    "share_checkpoint_path",
+    "use_cuda",
+]
 
 DDP_KEYS = ("world_size", "ip", "port", "nproc", "offset", "local_rank")
 
@@ -71,14 +86,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def use_cuda(config_dict: dict[str, Any]) -> bool:
-    """Whether the ranks will train on CUDA with NCCL (the same rule as ``HNLMConfig._init_device``)."""
-    backend = str(config_dict.get("ddp_backend") or "auto")
-    if backend not in ("auto", "nccl", "gloo"):
-        raise ValueError(f"config key 'ddp_backend' must be auto, nccl or gloo, got {backend!r}")
-    return backend == "nccl" or (backend == "auto" and torch.cuda.is_available())
 
 
 def ddp_config_dict(config_dict: dict[str, Any] | None, options: DDPOptions) -> dict[str, Any]:
@@ -151,9 +158,11 @@ def _rank_main(
 ) -> None:
     """One rank: build the config (this joins the process group), train, evaluate, leave the group."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import recbole_hnlm  # noqa: F401  (compat shims + model registry in the child process)
     from recbole_hnlm.config import make_config
-    from recbole_hnlm.quick_start import train_and_evaluate
+    from recbole_hnlm.plugin import bootstrap
+    from recbole_hnlm.training import train_and_evaluate
+
+    bootstrap()  # compat shims + model registry in the child process
 
     allow_cpu_ddp()
     config = make_config(model, dataset, config_file_list, {**config_dict, "local_rank": local_rank})
@@ -199,64 +208,3 @@ def launch(
     if options.group_offset == 0:
         return results.get()
     return None
-
-
-def share_checkpoint_path(trainer: Any) -> None:
-    """Give every rank the checkpoint file name of global rank 0 (the only rank that saves)."""
-    if not torch.distributed.is_initialized():
-        return
-    name = [trainer.saved_model_file]
-    torch.distributed.broadcast_object_list(name, src=0)
-    trainer.saved_model_file = name[0]
-
-
-def barrier() -> None:
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def numpy_alias_hook() -> Any:
-    """A Ray ``worker_process_setup_hook`` restoring the numpy aliases ray 2.6.3 reads (``np.bool8``).
-
-    Ray workers unpickle Tune's trainable class, which imports ``ray.tune`` (and its ``np.bool8``) before
-    any plugin code runs (RecBole's E11). The hook is a closure, so Ray ships it by value: workers run
-    it without importing this package (importing ``recbole_hnlm`` in every idle worker is slow); trial
-    and actor code imports ``recbole_hnlm`` itself and gets all the shims.
-    """
-    aliases = dict(compat._NUMPY_ALIASES)
-
-    def restore_numpy_aliases() -> None:
-        import numpy
-
-        for name, value in aliases.items():
-            if name not in numpy.__dict__:
-                setattr(numpy, name, value)
-
-    return restore_numpy_aliases
-
-
-def init_ray(
-    address: str | None = None,
-    *,
-    num_cpus: int | None = None,
-    num_gpus: int | None = None,
-    env_vars: dict[str, str] | None = None,
-) -> bool:
-    """Connect to ``address`` (a running cluster) or start a local Ray; False if Ray was already up.
-
-    Workers get :func:`numpy_alias_hook` and ``OMP_NUM_THREADS`` (this process's value, else 1: trials
-    and actors size their torch threads from their CPU share).
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    runtime_env = {
-        "worker_process_setup_hook": numpy_alias_hook(),
-        "env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env_vars or {})},
-    }
-    if address:
-        ray.init(address=address, runtime_env=runtime_env)
-    else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env)
-    return True

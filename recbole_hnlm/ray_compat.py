@@ -18,8 +18,11 @@ gets the same fixes and the plugin's models.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
+
+from recbole_hnlm import compat
 
 _stock_objective: Callable[..., Any] | None = None
 
@@ -88,3 +91,50 @@ def apply() -> None:
         module.tune = _Tune(module.tune)
     module.objective_function = objective_function
     package.objective_function = objective_function
+
+
+def numpy_alias_hook() -> Any:
+    """A Ray ``worker_process_setup_hook`` restoring the numpy aliases ray 2.6.3 reads (``np.bool8``).
+
+    Ray workers unpickle Tune's trainable class, which imports ``ray.tune`` (and its ``np.bool8``) before
+    any plugin code runs (RecBole's E11). The hook is a closure, so Ray ships it by value: workers run
+    it without importing this package (importing ``recbole_hnlm`` in every idle worker is slow); trial
+    and actor code imports ``recbole_hnlm`` itself and gets all the shims.
+    """
+    aliases = dict(compat._NUMPY_ALIASES)
+
+    def restore_numpy_aliases() -> None:
+        import numpy
+
+        for name, value in aliases.items():
+            if name not in numpy.__dict__:
+                setattr(numpy, name, value)
+
+    return restore_numpy_aliases
+
+
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    env_vars: dict[str, str] | None = None,
+) -> bool:
+    """Connect to ``address`` (a running cluster) or start a local Ray; False if Ray was already up.
+
+    Workers get :func:`numpy_alias_hook` and ``OMP_NUM_THREADS`` (this process's value, else 1: trials
+    and actors size their torch threads from their CPU share).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = {
+        "worker_process_setup_hook": numpy_alias_hook(),
+        "env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env_vars or {})},
+    }
+    if address:
+        ray.init(address=address, runtime_env=runtime_env)
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env)
+    return True

@@ -1,20 +1,13 @@
-"""Explicit registry of the plugin's models and trainers, hooked into RecBole's own lookups.
+"""The plugin's models: a plain table, filled by the :func:`register_model` decorator in each model file.
 
-RecBole finds a model by module path (``recbole.model.<category>.<lowercase name>``), a trainer by the
-attribute ``recbole.trainer.<Model>Trainer``, and a train dataloader through
-``recbole.data.utils.get_dataloader``. :func:`install` plugs each registered model into exactly those
-three places and swaps the plugin's :class:`~recbole_hnlm.config.HNLMConfig` into RecBole's quick start,
-so stock ``run_recbole``, ``objective_function`` and ``load_data_and_model`` work with plugin models.
+This module imports nothing of the package; :func:`recbole_hnlm.config.install` imports
+:mod:`recbole_hnlm.models` (which fills the table) and hooks every entry into RecBole's lookups.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from recbole_hnlm import compat
-
-compat.apply()
 
 
 @dataclass(frozen=True)
@@ -26,7 +19,6 @@ class ModelSpec:
 
 
 _MODELS: dict[str, ModelSpec] = {}
-_installed = False
 
 # What ``--model`` accepts on the plugin's command line: backbone names map to their HNLM variants.
 MODEL_ALIASES = {
@@ -39,18 +31,18 @@ MODEL_ALIASES = {
 }
 
 
-def register_model(cls: type, backbone: str | None, *, uses_plugin_loader: bool = True) -> type:
-    _MODELS[cls.__name__] = ModelSpec(cls.__name__, cls, backbone, uses_plugin_loader)
-    return cls
+def register_model(backbone: str | None, *, uses_plugin_loader: bool = True) -> Callable[[type], type]:
+    """Class decorator: ``@register_model(backbone="LightGCN")`` lists the class under its own name."""
 
+    def register(cls: type) -> type:
+        _MODELS[cls.__name__] = ModelSpec(cls.__name__, cls, backbone, uses_plugin_loader)
+        return cls
 
-def _load_models() -> None:
-    # Importing the package registers every model (see recbole_hnlm/models/__init__.py).
-    import recbole_hnlm.models  # noqa: F401
+    return register
 
 
 def registered_models() -> dict[str, ModelSpec]:
-    _load_models()
+    """The models registered so far (all of them once :mod:`recbole_hnlm.models` is imported)."""
     return dict(_MODELS)
 
 
@@ -66,35 +58,3 @@ def resolve_model_name(name: str) -> str:
         known = sorted(set(MODEL_ALIASES) | set(models))
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(known)}")
     return resolved
-
-
-def install() -> None:
-    """Hook every registered model into RecBole's model, trainer, dataloader and config lookups."""
-    global _installed
-    if _installed:
-        return
-    import recbole.data.utils as data_utils
-    import recbole.quick_start.quick_start as quick_start
-    import recbole.trainer
-
-    from recbole_hnlm.config import HNLMConfig
-    from recbole_hnlm.negatives.dataloader import HNLMTrainDataLoader
-    from recbole_hnlm.trainer import HNLMTrainer
-
-    models = registered_models()
-    for spec in models.values():
-        module = sys.modules[spec.cls.__module__]
-        sys.modules[f"recbole.model.general_recommender.{spec.name.lower()}"] = module
-        setattr(recbole.trainer, f"{spec.name}Trainer", HNLMTrainer)
-
-    stock_get_dataloader = data_utils.get_dataloader
-
-    def get_dataloader(config, phase):
-        spec = models.get(config["model"])
-        if phase == "train" and spec is not None and spec.uses_plugin_loader:
-            return HNLMTrainDataLoader
-        return stock_get_dataloader(config, phase)
-
-    data_utils.get_dataloader = get_dataloader
-    quick_start.Config = HNLMConfig
-    _installed = True

@@ -386,7 +386,7 @@ def run_ray(job: TuneJob) -> dict[str, Any]:
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
 
-    from recbole_hnlm.distributed import init_ray
+    from recbole_hnlm.ray_compat import init_ray
 
     specs = parse_params_file(job.params_file)
     names = [s.name for s in specs]

@@ -51,7 +51,7 @@ def test_stock_objective_under_ray_tune_with_asha(in_tmp):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from recbole_hnlm.distributed import init_ray
+    from recbole_hnlm.ray_compat import init_ray
     from recbole_hnlm.tune import storage_kwargs
 
     started = init_ray(num_cpus=1)  # its worker hook restores numpy 2's removed aliases for Ray 2.6.3

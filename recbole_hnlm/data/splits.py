@@ -13,7 +13,7 @@ import numpy as np
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.data.datasets import check_dataset_files
 
 

@@ -116,7 +116,7 @@ class _ActorPool:
     ) -> None:
         import ray
 
-        from recbole_hnlm.distributed import init_ray
+        from recbole_hnlm.ray_compat import init_ray
 
         if num_actors < 1:
             raise ValueError(f"num_actors must be >= 1, got {num_actors}")

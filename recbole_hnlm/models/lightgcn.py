@@ -12,6 +12,7 @@ from recbole.model.general_recommender import LightGCN
 
 from recbole_hnlm.models.semantic import SemanticNegativeMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
+from recbole_hnlm.registry import register_model
 
 
 class LightGCNHooks(SemanticNegativeMixin):
@@ -50,6 +51,7 @@ class LightGCNHooks(SemanticNegativeMixin):
         return self.reg_weight * reg
 
 
+@register_model(backbone="LightGCN")
 class HNLMLightGCN(LightGCNHooks, LightGCN):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -11,8 +11,10 @@ from recbole.model.general_recommender import BPR
 
 from recbole_hnlm.models.semantic import SemanticNegativeMixin
 from recbole_hnlm.negatives.samplers import Propagation
+from recbole_hnlm.registry import register_model
 
 
+@register_model(backbone="BPR")
 class HNLMBPR(SemanticNegativeMixin, BPR):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

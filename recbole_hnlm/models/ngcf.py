@@ -13,8 +13,10 @@ from torch import nn
 
 from recbole_hnlm.models.semantic import SemanticNegativeMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
+from recbole_hnlm.registry import register_model
 
 
+@register_model(backbone="NGCF")
 class HNLMNGCF(SemanticNegativeMixin, NGCF):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -12,8 +12,10 @@ from recbole.model.general_recommender import SGL
 
 from recbole_hnlm.models.semantic import SemanticNegativeMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
+from recbole_hnlm.registry import register_model
 
 
+@register_model(backbone="SGL")
 class HNLMSGL(SemanticNegativeMixin, SGL):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

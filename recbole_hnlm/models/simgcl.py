@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from recbole.model.general_recommender import LightGCN
 
 from recbole_hnlm.models.lightgcn import LightGCNHooks
+from recbole_hnlm.registry import register_model
 
 
 def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -24,6 +25,7 @@ def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> to
     return (torch.logsumexp(logits, dim=1) - pos).mean()
 
 
+@register_model(backbone=None, uses_plugin_loader=False)
 class SimGCL(LightGCN):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -61,6 +63,7 @@ class SimGCL(LightGCN):
         return loss, self.contrastive_loss(interaction[self.USER_ID], interaction[self.ITEM_ID])
 
 
+@register_model(backbone="SimGCL")
 class HNLMSimGCL(LightGCNHooks, SimGCL):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_POOL_FIELD, SEMANTIC_POOL_MASK_FIELD
 
 

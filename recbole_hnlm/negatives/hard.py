@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows

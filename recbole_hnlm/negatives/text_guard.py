@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.hard import DNSMNNegatives
 from recbole_hnlm.negatives.item_vectors import load_item_vectors
 

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config import config_value, settings_values
+from recbole_hnlm.config_values import config_value, settings_values
 from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config import config_value, settings_values
+from recbole_hnlm.config_values import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import artefact_lock, atomic_directory, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import (

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config import config_value
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401

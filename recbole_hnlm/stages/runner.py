@@ -10,7 +10,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config import as_flag
+from recbole_hnlm.config_values import as_flag
 from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, Messages
 from recbole_hnlm.llm.cache import RequestCache, request_key
 from recbole_hnlm.llm.concurrency import LLMServerError, bounded_map

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_hnlm.config import config_value, settings_values
+from recbole_hnlm.config_values import config_value, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import (
     artefact_lock,

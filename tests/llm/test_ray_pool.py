@@ -30,7 +30,7 @@ SETTINGS = LLMSettings(llm_backend="ollama", llm_concurrency=2, item_noun="movie
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    from recbole_hnlm.distributed import init_ray
+    from recbole_hnlm.ray_compat import init_ray
 
     started = init_ray(num_cpus=2)
     yield ray

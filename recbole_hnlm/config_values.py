@@ -1,0 +1,54 @@
+"""Reading plugin settings from a RecBole ``Config`` or a dict: a leaf module, importable from anywhere.
+
+Kept apart from :mod:`recbole_hnlm.config` (RecBole's ``Config`` and the model registry) so that the
+negatives, stages and data modules that read settings import nothing above them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def config_value(config: Any, key: str, default: Any = None) -> Any:
+    """``config[key]``, or ``default`` when the key is missing or None (a RecBole ``Config`` or a dict)."""
+    try:
+        value = config[key]
+    except (KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def as_flag(value: Any, key: str) -> bool:
+    """A yes/no setting from yaml or the command line (``--key=false`` arrives as a string); anything that
+    is not clearly one or the other is an error naming the key, never a silent False."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"config key {key!r}: expected true or false, got {value!r}")
+
+
+def settings_values(settings: type, lookup: Callable[[str], Any]) -> dict[str, Any]:
+    """The fields of the settings dataclass ``settings`` that ``lookup(name)`` finds (not None), each as
+    its default's type: a yes/no field through :func:`as_flag` (``bool("false")`` is True), a number
+    through ``int``/``float``, anything else as it is. Absent fields keep their defaults."""
+    values: dict[str, Any] = {}
+    for name, spec in settings.__dataclass_fields__.items():
+        value = lookup(name)
+        if value is None:
+            continue
+        default = spec.default
+        if isinstance(default, bool):
+            value = as_flag(value, name)
+        elif isinstance(default, (int, float)):
+            value = type(default)(value)
+        values[name] = value
+    return values
