@@ -55,6 +55,11 @@ SUBCOMMANDS: dict[str, Command] = {
         "recbole_hnlm.stages.cli:configure_infer",
         "recbole_hnlm.stages.inference:run",
     ),
+    "item-vectors": Command(
+        "embed every item's text once (the search space of the semdns and guarddns samplers)",
+        "recbole_hnlm.stages.cli:configure_item_vectors",
+        "recbole_hnlm.pipeline:run_item_vectors",
+    ),
     "bench": Command(
         "benchmark grid: samplers x models x seeds, tables and plots",
         "recbole_hnlm.bench.harness:configure_parser",

@@ -191,6 +191,17 @@ def ensure_item_vectors(config: Any, embedder: Any = None) -> Path:
     return vectors
 
 
+def run_item_vectors(args: argparse.Namespace) -> int:
+    """``recbole-hnlm item-vectors``: the dataset's item vectors, under a sentence embedder or an adapter."""
+    from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
+    from recbole_hnlm.stages.supervision import stage_config
+
+    config = stage_config(args)
+    embedder = AdapterPassageEmbedder(args.adapter) if args.adapter else None
+    print(f"item vectors: {ensure_item_vectors(config, embedder)}")
+    return 0
+
+
 def text_sampler_inputs(config: Any) -> dict[str, str]:
     """The config entries the text samplers (semdns, guarddns) need and ``config`` leaves unset, made when
     missing: the item vectors, and for semdns with ``semdns_query: store`` the fine-tuned embedder's store

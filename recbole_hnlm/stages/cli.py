@@ -78,6 +78,20 @@ def configure_finetune(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def configure_item_vectors(parser: argparse.ArgumentParser) -> None:
+    add_stage_arguments(parser)
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help="embed the items with this fine-tuned adapter (`finetune`'s folder), the space of its store's "
+        "vectors (semdns_query: store); default: the configured sentence embedder (embedder, embedder_model)",
+    )
+    parser.epilog = (
+        "Writes <artifact_dir>/<dataset>/item_vectors/<embedder model>/ (reused when it matches the dataset, "
+        "the embedder and text_fields) and prints the folder to pass as --item_vectors=..."
+    )
+
+
 def configure_infer(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
     parser.add_argument(

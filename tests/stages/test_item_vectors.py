@@ -124,3 +124,15 @@ def test_two_runs_building_the_same_vectors_embed_once(tmp_path):
     for run in runs:
         run.join(60)
     assert errors == [] and len(embedder.texts) == 2  # 2 items, embedded by one run; the other reused them
+
+
+def test_the_item_vectors_command_embeds_every_ml100k_item_once(in_tmp, capsys):
+    from recbole_hnlm.cli import main
+
+    assert main(["item-vectors", "--dataset", "ml-100k", "--no_progress"]) == 0
+    folder = in_tmp / "artifacts" / "ml-100k" / "item_vectors" / "all-MiniLM-L6-v2"
+    assert f"item vectors: {folder.relative_to(in_tmp)}" in capsys.readouterr().out
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["count"] == 1682 and meta["dim"] == 384 and meta["items_without_text"] == 0
+    assert meta["settings"]["text_fields"] == ["movie_title", "release_year", "class"]
+    assert len((folder / "tokens.txt").read_text().splitlines()) == 1682
