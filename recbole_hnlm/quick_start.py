@@ -19,7 +19,7 @@ from typing import Any
 
 from recbole.utils import get_model, init_seed
 
-from recbole_hnlm import compat
+from recbole_hnlm import compat, methods
 from recbole_hnlm.config import HNLMConfig, install, make_config
 from recbole_hnlm.distributed import DDPOptions, check_gpu_ids, launch
 from recbole_hnlm.io import atomic_write_json
@@ -35,28 +35,18 @@ from recbole_hnlm.training import (  # noqa: F401  (re-exported: public paths)
 
 compat.apply()
 
-HARD_SAMPLERS = ("rns", "dns", "dnsmn", "mixgcf", "dens", "ahns", "semdns", "guarddns")
-SEMANTIC_SAMPLERS = ("hnlm", "prompt")
-ALIGNMENT_SAMPLERS = ("rlmrec-con", "rlmrec-gen")  # RLMRec: profile alignment (config key `alignment`)
-SAMPLERS = HARD_SAMPLERS + SEMANTIC_SAMPLERS + ALIGNMENT_SAMPLERS
-
 
 def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
     """Config entries that ``--sampler`` / ``--negatives`` stand for.
 
-    ``rns``..``ahns`` set ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); ``hnlm`` and
+    The catalogue (:mod:`recbole_hnlm.methods`) says which: the hard methods (``rns``, ``dns``, ...) set
+    ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); the store methods ``hnlm`` and
     ``prompt`` use a store (``run_hnlm`` builds it when none is given) and keep the configured
     ``neg_sampler`` as the negative the semantic one is mixed with (uniform by default; e.g.
-    ``--neg_sampler=dns`` composes both). ``rlmrec-con``/``rlmrec-gen``
-    set ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
+    ``--neg_sampler=dns`` composes both). The alignment methods ``rlmrec-con``/``rlmrec-gen`` set
+    ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    overrides: dict[str, Any] = {}
-    if sampler in HARD_SAMPLERS:
-        overrides["neg_sampler"] = sampler
-    if sampler in ALIGNMENT_SAMPLERS:
-        overrides["alignment"] = sampler
+    overrides = methods.method(sampler).config()  # the catalogue: neg_sampler, alignment or nothing
     if negatives:
         overrides["semantic_negatives"] = str(Path(negatives).resolve())
     return overrides
@@ -143,7 +133,7 @@ def run_hnlm(
     model_name = resolve_model_name(model)
     merged = {**(config_dict or {}), **sampler_overrides(sampler, negatives)}
     config = make_config(model_name, dataset, config_file_list, merged)
-    if sampler in SEMANTIC_SAMPLERS and not negatives:
+    if methods.kind_of(sampler) == methods.STORE and not negatives:
         merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
         config = make_config(model_name, dataset, config_file_list, merged)
     if sampler_class(config["neg_sampler"]).needs_item_vectors:
@@ -153,7 +143,7 @@ def run_hnlm(
         if made:
             merged.update(made)
             config = make_config(model_name, dataset, config_file_list, merged)
-    if sampler in ALIGNMENT_SAMPLERS and not config["profile_embeddings"]:
+    if methods.kind_of(sampler) == methods.ALIGNMENT and not config["profile_embeddings"]:
         from recbole_hnlm.pipeline import ensure_profile_embeddings
 
         ensure_profile_embeddings(config)  # the default folder the alignment reads

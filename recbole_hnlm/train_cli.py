@@ -6,7 +6,8 @@ The parser imports neither torch nor RecBole (``--help`` stays fast); ``run`` im
 from __future__ import annotations
 
 import argparse
-import sys
+
+from recbole_hnlm import methods
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -17,8 +18,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sampler",
         default="hnlm",
-        help="where the negatives come from: hnlm, prompt, rns, dns, dnsmn, mixgcf, dens, ahns, rlmrec-con, "
-        "rlmrec-gen, ... (an unknown name lists them all)",
+        choices=methods.names(),
+        metavar="SAMPLER",
+        help=f"where the negatives come from: {', '.join(methods.names())} (recbole_hnlm/methods.py)",
     )
     parser.add_argument("--negatives", default=None, help="a semantic-negative store folder")
     parser.add_argument(
@@ -37,15 +39,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recbole_hnlm.distributed import DDPOptions
-    from recbole_hnlm.quick_start import SAMPLERS, run_hnlm
+    from recbole_hnlm.quick_start import run_hnlm
 
-    if args.sampler not in SAMPLERS:
-        print(
-            f"recbole-hnlm train: error: argument --sampler: invalid choice: {args.sampler!r} "
-            f"(choose from {', '.join(SAMPLERS)})",
-            file=sys.stderr,
-        )
-        return 2
     run_hnlm(
         model=args.model,
         dataset=args.dataset,

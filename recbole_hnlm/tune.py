@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import recbole_hnlm  # noqa: F401  (compat shims + model registry: also in every Ray worker running a trial)
+from recbole_hnlm import methods
 from recbole_hnlm.config import PROPERTIES_DIR, make_config
 from recbole_hnlm.io import atomic_write_json, atomic_write_text
 from recbole_hnlm.quick_start import (
-    SEMANTIC_SAMPLERS,
     _plain,
     ensure_store,
     sampler_overrides,
@@ -256,7 +256,7 @@ def prepare_job(
     files = [str(Path(f).resolve()) for f in (config_files or [])]
     with _keep_env("CUDA_VISIBLE_DEVICES"):
         config = make_config(model_name, dataset, files or None, merged)
-        if sampler in SEMANTIC_SAMPLERS and not negatives:  # as `train`: build (or reuse) the store once
+        if methods.kind_of(sampler) == methods.STORE and not negatives:  # as `train`: build the store once
             merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
             config = make_config(model_name, dataset, files or None, merged)
     unknown = [s.name for s in specs if s.name not in config.final_config_dict]

@@ -16,6 +16,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)
 
 import recbole_hnlm  # noqa: E402,F401  (applies the compat shims, registers the models)
+from recbole_hnlm import methods  # noqa: E402
+from recbole_hnlm.negatives.samplers import SAMPLERS  # noqa: E402
+
+# The catalogue's hard samplers that pick among the loader's M candidates from the CF embeddings alone
+# (not rns, nor the text samplers semdns/guarddns, which need item vectors).
+CF_HARD_SAMPLERS = [
+    name
+    for name in methods.names(methods.HARD)
+    if SAMPLERS[name].needs_candidates and not SAMPLERS[name].needs_item_vectors
+]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

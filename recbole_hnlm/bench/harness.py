@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recbole_hnlm import methods
 from recbole_hnlm.bench.significance import LEVEL, METHODS, mean_std, paired_test, relative_gain
 from recbole_hnlm.io import atomic_write_json, atomic_write_text, fingerprint
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-STORE_SAMPLERS = ("hnlm", "prompt")
+STORE_SAMPLERS = methods.names(methods.STORE)
 CELL_VERSION = 1
 # Bumped when the analyses' definitions change, so cached ``*.analysis.json`` files are recomputed.
 # 2: checkpoints are reloaded on the training split (split_seed), not on a split drawn from the seed.
@@ -65,8 +66,7 @@ class Arm:
 
 
 def parse_arms(text: str | Sequence[str]) -> list[Arm]:
-    from recbole_hnlm.quick_start import SAMPLERS
-
+    SAMPLERS = methods.names()
     items = text.split(",") if isinstance(text, str) else list(text)
     arms: list[Arm] = []
     for item in (i.strip() for i in items):

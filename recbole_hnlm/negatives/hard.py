@@ -48,6 +48,16 @@ def pick(candidates: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return candidates.gather(1, index)
 
 
+class UniformNegatives(NegativeSampler):
+    """RNS: the uniformly drawn negative RecBole's sampler attached to the batch (``neg_item_id``)."""
+
+    name = "rns"
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        ids = ctx.interaction[ctx.neg_item_field]
+        return Negatives(emb=ctx.propagation.item[ids], ids=ids)
+
+
 class DNSNegatives(NegativeSampler):
     """DNS: the candidate the current model scores highest."""
 
@@ -290,6 +300,3 @@ class DENSNegatives(NegativeSampler):
             F.softplus(s_pos_irr - s_neg_irr),
         )
         return sum(t.mean() for t in terms) / 4
-
-
-HARD_SAMPLERS = (DNSNegatives, DNSMNNegatives, AHNSNegatives, MixGCFNegatives, DENSNegatives)

@@ -8,17 +8,18 @@ under ``no_grad`` and gather the chosen rows with gradient, so they add no secon
 batch (RecBole's own ``dynamic`` DNS does).
 
 Samplers are ``nn.Module``s so that samplers with parameters (DENS's gates) train and checkpoint with the
-model. Register a new one in :data:`SAMPLERS`.
+model. :data:`SAMPLERS` holds the class of every ``hard`` method of the catalogue
+(:mod:`recbole_hnlm.methods`): register a new sampler there, with one line.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from recbole_hnlm import methods
 from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler, Propagation
-from recbole_hnlm.negatives.hard import HARD_SAMPLERS
-from recbole_hnlm.negatives.semantic_pool import SemanticPoolNegatives
-from recbole_hnlm.negatives.text_guard import GuardedDNSMNNegatives
+from recbole_hnlm.negatives.hard import UniformNegatives
 
 __all__ = [
     "SAMPLERS",
@@ -33,19 +34,22 @@ __all__ = [
 ]
 
 
-class UniformNegatives(NegativeSampler):
-    """RNS: the uniformly drawn negative RecBole's sampler attached to the batch (``neg_item_id``)."""
-
-    name = "rns"
-
-    def forward(self, ctx: NegativeContext) -> Negatives:
-        ids = ctx.interaction[ctx.neg_item_field]
-        return Negatives(emb=ctx.propagation.item[ids], ids=ids)
+def _load(path: str) -> type[NegativeSampler]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-SAMPLERS: dict[str, type[NegativeSampler]] = {
-    cls.name: cls for cls in (UniformNegatives, *HARD_SAMPLERS, SemanticPoolNegatives, GuardedDNSMNNegatives)
-}
+def _sampler_classes() -> dict[str, type[NegativeSampler]]:
+    classes = {}
+    for name in methods.names(methods.HARD):
+        cls = _load(methods.METHODS[name].sampler_class)
+        if cls.name != name:
+            raise TypeError(f"method {name!r} names {cls.__qualname__}, whose name is {cls.name!r}")
+        classes[name] = cls
+    return classes
+
+
+SAMPLERS: dict[str, type[NegativeSampler]] = _sampler_classes()
 
 
 def sampler_class(name: str) -> type[NegativeSampler]:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from recbole_hnlm.quick_start import run_hnlm
-from tests.conftest import FAST, build_store_for
+from tests.conftest import CF_HARD_SAMPLERS, FAST, build_store_for
 
 BACKBONES = ["MF", "LightGCN", "NGCF", "SGL", "SimGCL"]
-HARD = ["dns", "dnsmn", "mixgcf", "dens", "ahns"]
+HARD = CF_HARD_SAMPLERS
 # Small and fast: the samplers' own defaults (M = 6/32 for DENS/AHNS) are left as they are.
 QUICK = {**FAST, "train_batch_size": 2048, "eval_step": 1, "neg_candidates": 8, "stopping_step": 1}
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
+from recbole_hnlm import methods
 from recbole_hnlm.config import make_config
 from recbole_hnlm.models.semantic import SemanticNegativeMixin
 from recbole_hnlm.negatives import CANDIDATES_FIELD
@@ -21,9 +22,9 @@ from recbole_hnlm.negatives.samplers import (
     candidate_count,
     sampler_class,
 )
-from tests.conftest import FAST
+from tests.conftest import CF_HARD_SAMPLERS, FAST
 
-HARD = ["dns", "dnsmn", "mixgcf", "dens", "ahns"]
+HARD = CF_HARD_SAMPLERS
 
 # 6 items (0 is RecBole's padding id), 2-d embeddings, hand-picked scores for the user (1, 0).
 ITEMS = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.0, 5.0], [2.0, -1.0], [-1.0, 0.0], [0.5, 0.5]])
@@ -42,7 +43,7 @@ def build(name, **config):
 
 
 def test_registry_has_every_sampler_and_candidate_counts():
-    assert set(SAMPLERS) == {"rns", *HARD, "semdns", "guarddns"}
+    assert set(SAMPLERS) == set(methods.names(methods.HARD)) == {"rns", *HARD, "semdns", "guarddns"}
     assert not SAMPLERS["rns"].needs_candidates and all(SAMPLERS[n].needs_candidates for n in HARD)
     assert [n for n, cls in SAMPLERS.items() if cls.needs_semantic_pool] == ["semdns"]
     assert candidate_count({"neg_sampler": "dns", "neg_candidates": 16, "dns_candidates": None}) == 16

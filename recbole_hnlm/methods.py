@@ -1,0 +1,85 @@
+"""The method catalogue: every ``--sampler`` name, its kind, and the config it sets.
+
+A method is one of three kinds:
+
+* ``hard``: an in-loss negative sampler (config key ``neg_sampler``); the entry names its class, which
+  :mod:`recbole_hnlm.negatives.samplers` loads (``rns`` is the uniform baseline);
+* ``store``: semantic negatives read from a store (config key ``semantic_negatives``; ``run_hnlm`` builds
+  the store when none is given) and mixed with the configured ``neg_sampler``;
+* ``alignment``: RLMRec's profile alignment (config key ``alignment``), with the configured negatives.
+
+This module imports nothing (``recbole-hnlm train --help`` lists the names without torch). Adding a
+sampler: its class (a :class:`~recbole_hnlm.negatives.base.NegativeSampler` whose ``name`` is the
+method's), one :func:`_hard` line below, and its keys in ``properties/overall.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+HARD = "hard"
+STORE = "store"
+ALIGNMENT = "alignment"
+KINDS = (HARD, STORE, ALIGNMENT)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    kind: str
+    sampler_class: str | None = None  # "module:Class" of a hard method's sampler
+
+    def config(self) -> dict[str, Any]:
+        """The config entries that choosing this method sets."""
+        if self.kind == HARD:
+            return {"neg_sampler": self.name}
+        if self.kind == ALIGNMENT:
+            return {"alignment": self.name}
+        return {}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def _add(method: Method) -> None:
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    METHODS[method.name] = method
+
+
+def _hard(name: str, sampler_class: str) -> None:
+    _add(Method(name, HARD, sampler_class))
+
+
+_hard("rns", "recbole_hnlm.negatives.hard:UniformNegatives")
+_hard("dns", "recbole_hnlm.negatives.hard:DNSNegatives")
+_hard("dnsmn", "recbole_hnlm.negatives.hard:DNSMNNegatives")
+_hard("mixgcf", "recbole_hnlm.negatives.hard:MixGCFNegatives")
+_hard("dens", "recbole_hnlm.negatives.hard:DENSNegatives")
+_hard("ahns", "recbole_hnlm.negatives.hard:AHNSNegatives")
+_hard("semdns", "recbole_hnlm.negatives.semantic_pool:SemanticPoolNegatives")
+_hard("guarddns", "recbole_hnlm.negatives.text_guard:GuardedDNSMNNegatives")
+_add(Method("hnlm", STORE))
+_add(Method("prompt", STORE))
+_add(Method("rlmrec-con", ALIGNMENT))
+_add(Method("rlmrec-gen", ALIGNMENT))
+
+
+def names(kind: str | None = None) -> tuple[str, ...]:
+    """Every method's name (or those of one kind), in catalogue order."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown method kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return tuple(n for n, m in METHODS.items() if kind is None or m.kind == kind)
+
+
+def method(name: str) -> Method:
+    """The catalogue entry of ``--sampler name``; an unknown name is an error listing them all."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"--sampler must be one of {', '.join(METHODS)}, got {name!r}") from None
+
+
+def kind_of(name: str) -> str:
+    return method(name).kind
