@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_seed
+from recbole.data import create_dataset
 
 from recbole_hnlm.config import make_config
 from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_POOL_FIELD, SEMANTIC_POOL_MASK_FIELD
@@ -116,35 +115,8 @@ def test_semdns_is_registered_and_needs_both_pools():
 
 
 @pytest.fixture(scope="module")
-def slice_with_vectors(toys_slice, tmp_path_factory):
-    """The toys slice's split and an item-vectors folder for its items (seeded random vectors)."""
-    root = tmp_path_factory.mktemp("pool")
-
-    def load(**overrides):
-        import os
-
-        cwd = os.getcwd()
-        os.chdir(root)
-        try:
-            config = make_config(
-                "HNLMLightGCN",
-                toys_slice["dataset"],
-                config_dict={**FAST, **toys_slice["config"], "neg_sampler": "semdns", **overrides},
-            )
-            init_seed(config["seed"], config["reproducibility"])
-            dataset = create_dataset(config)
-            folder = root / "vectors"
-            if not folder.exists():
-                tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field][1:]]
-                vectors = np.random.default_rng(0).normal(size=(len(tokens), 8))
-                write_item_vectors(folder, tokens[::-1], vectors[::-1], {"dataset": "toys-slice"})
-            config["item_vectors"] = str(folder)
-            train, _, _ = data_preparation(config, dataset)
-            return config, train
-        finally:
-            os.chdir(cwd)
-
-    return load
+def slice_with_vectors(text_sampler_train):
+    return lambda **overrides: text_sampler_train("semdns", **overrides)
 
 
 def test_the_real_loader_attaches_k_semantic_candidates_that_are_never_positives(slice_with_vectors):

@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_seed
 
-from recbole_hnlm.config import make_config
 from recbole_hnlm.negatives import CANDIDATES_FIELD
-from recbole_hnlm.negatives.item_vectors import write_item_vectors
 from recbole_hnlm.negatives.samplers import sampler_class
 from recbole_hnlm.negatives.text_guard import GuardedDNSMNNegatives, TextGuard, principal_projection
-from tests.conftest import FAST
 
 # items 1..4 (0 = [PAD]): 1 and 2 point along x, 3 along y, 4 along -x
 VECTORS = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
@@ -52,34 +47,8 @@ def test_a_full_rank_projection_keeps_every_rows_order():
 
 
 @pytest.fixture(scope="module")
-def guarded_train(toys_slice, tmp_path_factory):
-    root = tmp_path_factory.mktemp("guard")
-
-    def load(**overrides):
-        import os
-
-        cwd = os.getcwd()
-        os.chdir(root)
-        try:
-            config = make_config(
-                "HNLMLightGCN",
-                toys_slice["dataset"],
-                config_dict={**FAST, **toys_slice["config"], "neg_sampler": "guarddns", **overrides},
-            )
-            init_seed(config["seed"], config["reproducibility"])
-            dataset = create_dataset(config)
-            folder = root / "vectors"
-            if not folder.exists():
-                tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field][1:]]
-                vectors = np.random.default_rng(0).normal(size=(len(tokens), 8))
-                write_item_vectors(folder, tokens, vectors, {"dataset": "toys-slice"})
-            config["item_vectors"] = str(folder)
-            train, _, _ = data_preparation(config, dataset)
-            return config, train
-        finally:
-            os.chdir(cwd)
-
-    return load
+def guarded_train(text_sampler_train):
+    return lambda **overrides: text_sampler_train("guarddns", **overrides)
 
 
 def test_the_real_loader_offers_the_kept_candidates_and_never_a_positive(guarded_train):
