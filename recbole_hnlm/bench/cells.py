@@ -1,0 +1,262 @@
+"""Grid cells: one cached `run_hnlm` run each (its key, its inputs, its store, the machine it ran on)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from recbole_hnlm.bench.arms import Arm
+from recbole_hnlm.bench.settings import BenchSettings
+from recbole_hnlm.io import atomic_write_json, fingerprint
+
+CELL_VERSION = 1
+
+
+# --- cells ------------------------------------------------------------------------------------------------
+def cell_path(settings: BenchSettings, model: str, label: str, k: int) -> Path:
+    safe = label.replace("/", "_").replace(":", "_")
+    return settings.cells_folder / f"{model}-{safe}-seed{k}.json"
+
+
+def cell_key(settings: BenchSettings, model: str, arm: Arm, seed: int, store: str | None) -> str:
+    return fingerprint(
+        {
+            "version": CELL_VERSION,
+            "dataset": settings.dataset,
+            "model": model,
+            "sampler": arm.sampler,
+            "seed": seed,
+            "config": settings.cell_config(seed, arm.label),
+            "config_files": settings.config_files,
+            "negatives": store,
+        }
+    )
+
+
+def read_cell(path: Path, key: str | None = None) -> dict[str, Any] | None:
+    """A finished cell (None if missing, unreadable or made with other settings, when ``key`` is given)."""
+    try:
+        cell = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if key is not None and cell.get("key") != key:
+        return None
+    return cell
+
+
+def split_note(settings: BenchSettings) -> str:
+    split = settings.split_seed()
+    if split is None:
+        return "each seed: its own random split and initialisation"
+    return f"one split (split_seed {split}); each seed: its own initialisation and sampling"
+
+
+class StoreResolver:
+    """Stores of the store-based samplers: from ``--negatives``, else built by the pipeline, one per split."""
+
+    def __init__(self, settings: BenchSettings) -> None:
+        self.settings = settings
+        self.cache: dict[tuple[str, int], str] = {}
+
+    def __call__(self, arm: Arm, model: str, seed: int) -> str | None:
+        if arm.label in self.settings.negatives:
+            return self.settings.given_store(arm.label, seed)
+        if arm.is_baseline:
+            return None
+        # A store depends on the split only: with a fixed `split_seed` one store serves every seed. Without
+        # one, every seed has its own split, and the stores the pipeline builds (one folder per dataset)
+        # would replace each other while the finished cells' analyses still read them.
+        split = self.settings.split_seed(arm.label)
+        if split is None:
+            raise ValueError(
+                f"--samplers {arm.label}: the pipeline builds one store per split; fix the split with "
+                f"--split_seed=N (one store then serves every seed), or give per-seed stores with "
+                f"--negatives {arm.label}=PATH-{{seed}}"
+            )
+        if (arm.label, split) not in self.cache:
+            self.cache[(arm.label, split)] = str(self._build(arm, model, split))
+        return self.cache[(arm.label, split)]
+
+    def _build(self, arm: Arm, model: str, seed: int) -> Path:
+        try:
+            from recbole_hnlm import pipeline
+        except ImportError:  # pragma: no cover - the pipeline module is optional
+            raise ValueError(
+                f"--samplers {arm.label}: pass its store with --negatives {arm.label}=PATH "
+                "(recbole_hnlm.pipeline, which builds stores, is not available)"
+            ) from None
+        from recbole_hnlm.config import make_config
+        from recbole_hnlm.registry import resolve_model_name
+        from recbole_hnlm.stages.supervision import artifact_dir
+
+        overrides = self.settings.cell_config(seed, arm.label)
+        config = make_config(
+            resolve_model_name(model), self.settings.dataset, self.settings.config_files, overrides
+        )
+        source = arm.source_dataset
+        if source:
+            if arm.sampler != "hnlm":
+                raise ValueError(
+                    f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm sampler"
+                )
+            embedder = artifact_dir(config).parent / source / "embedder"
+            config["hnlm_embedder"] = str(embedder)
+        build = pipeline.ensure_hnlm_store if arm.sampler == "hnlm" else pipeline.ensure_prompt_store
+        return build(config)
+
+
+def _file_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes (None when it does not exist here)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+
+
+def cell_inputs(settings: BenchSettings, store: str | None) -> dict[str, Any]:
+    """What a cell read besides its settings: the store's ``meta.json`` (rewritten whenever the store is
+    rebuilt at the same path) and the contents of the config files (the key has only their names)."""
+    return {
+        "store_meta": _file_digest(Path(store) / "meta.json") if store else None,
+        "config_files": {f: _file_digest(Path(f)) for f in settings.config_files or ()},
+    }
+
+
+def inputs_changed(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """The recorded inputs that differ now. An input absent here (a store not on this machine) cannot be
+    checked and is taken as recorded; cells written before inputs were recorded are matched by key alone."""
+    if recorded is None:
+        return []
+    changed = []
+    if current["store_meta"] is not None and current["store_meta"] != recorded.get("store_meta"):
+        changed.append("store")
+    for name, digest in current["config_files"].items():
+        if digest is not None and digest != recorded.get("config_files", {}).get(name):
+            changed.append(name)
+    return changed
+
+
+def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict[str, Any] | None:
+    """The cached cell if it was made with these settings and inputs (for a pipeline-built store: the one
+    it names, unless that store was rebuilt since)."""
+    path = cell_path(settings, model, arm.label, k)
+    cached = read_cell(path)
+    if cached is None:
+        return None
+    seed = settings.base_seed + k
+    store = settings.given_store(arm.label, seed)
+    if store is None and not arm.is_baseline:
+        store = cached.get("negatives")
+    if cached.get("key") != cell_key(settings, model, arm, seed, store):
+        return None
+    changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store))
+    if changed:
+        print(f"[bench] stale {path.name}: {', '.join(changed)} changed since it ran", flush=True)
+        return None
+    return cached
+
+
+def run_cell(
+    settings: BenchSettings,
+    model: str,
+    arm: Arm,
+    k: int,
+    stores: Callable[[Arm, str, int], str | None],
+    runner: Callable[..., dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """The cached result of one cell, running it first when it is missing or stale."""
+    seed = settings.base_seed + k
+    path = cell_path(settings, model, arm.label, k)
+    cached = finished_cell(settings, model, arm, k)
+    if cached is not None:
+        print(f"[bench] cached {path.name}", flush=True)
+        return cached
+    store = stores(arm, model, seed)
+    key = cell_key(settings, model, arm, seed, store)
+    if runner is None:
+        from recbole_hnlm.quick_start import run_hnlm as runner
+    print(f"[bench] running {model} / {arm.label} ({arm.sampler}) / seed {seed} ...", flush=True)
+    start = time.perf_counter()
+    record = runner(
+        model=model,
+        dataset=settings.dataset,
+        sampler=arm.sampler,
+        negatives=store,
+        config_file_list=settings.config_files,
+        config_dict=settings.cell_config(seed, arm.label),
+        saved=True,
+    )
+    if record is None:
+        raise RuntimeError(f"run_hnlm returned no result for {path.name} (a DDP rank without global rank 0?)")
+    cell = {
+        "key": key,
+        "dataset": settings.dataset,
+        "model": model,
+        "label": arm.label,
+        "sampler": arm.sampler,
+        "k": k,
+        "seed": seed,
+        "negatives": store,
+        "test_result": _floats(record["test_result"]),
+        "best_valid_result": _floats(record["best_valid_result"]),
+        "fit_seconds": float(record.get("fit_seconds") or 0.0),
+        "wall_seconds": time.perf_counter() - start,
+        "missing_semantic_pairs": int(record.get("missing_semantic_pairs") or 0),
+        "best_epoch": record.get("best_epoch"),
+        "epochs_trained": record.get("epochs_trained"),
+        "epoch_cap": record.get("epoch_cap"),
+        "sampler_report": record.get("sampler_report") or {},
+        "inputs": cell_inputs(settings, store),
+        "checkpoint": record.get("checkpoint"),
+        "run_dir": record.get("run_dir"),
+        "machine": machine_info(),
+    }
+    atomic_write_json(path, cell)
+    return cell
+
+
+def _floats(result: dict[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in dict(result).items()}
+
+
+def cell_machines(cells: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many cells ran on each machine (cells written before machines were recorded: "unrecorded")."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        m = cell.get("machine")
+        if m:
+            device = m.get("device") or ("CUDA GPU" if m.get("cuda") else "CPU")
+            name = f"{device}, {m.get('cpu_count')} cores, torch {m.get('torch')}"
+        else:
+            name = "unrecorded"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def machine_info() -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": cuda,
+        "device": torch.cuda.get_device_name(0) if cuda else "CPU",
+    }
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
