@@ -85,6 +85,10 @@ def train_and_evaluate(
     logger.info(config)
     dataset, train_data, valid_data, test_data = split_data(config)
     logger.info(dataset)
+    if config["diagnostic_oracle_candidates"]:
+        # never for a reported model: the held-out splits shape training (it bounds what a guard can gain)
+        excluded = train_data.exclude_from_candidates(valid_data._dataset, test_data._dataset)
+        logger.warning(f"diagnostic oracle: {excluded} held-out interactions excluded from the candidates")
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)

@@ -24,6 +24,11 @@ class CandidateSampler:
         keys = np.asarray(user_ids, dtype=np.int64) * self.n_items + np.asarray(item_ids, dtype=np.int64)
         self._keys = np.unique(keys)
 
+    def exclude(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+        """Never draw these (user, item) pairs either (the diagnostic oracle: held-out positives)."""
+        keys = np.asarray(user_ids, dtype=np.int64) * self.n_items + np.asarray(item_ids, dtype=np.int64)
+        self._keys = np.union1d(self._keys, keys)
+
     def is_positive(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         keys = user_ids.astype(np.int64) * self.n_items + item_ids.astype(np.int64)
         pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)

@@ -60,6 +60,20 @@ class HNLMTrainDataLoader(TrainDataLoader):
             self.text_guard = TextGuard.from_config(config, dataset, users, items)
         super().__init__(config, dataset, sampler, shuffle=shuffle)
 
+    def exclude_from_candidates(self, *datasets: Any) -> int:
+        """Diagnostic oracle: the interactions of ``datasets`` (the valid and test splits) are never drawn as
+        candidates, so no hard sampler can pick a held-out positive. Returns how many pairs were excluded."""
+        if self.candidate_sampler is None:
+            raise ValueError(
+                "diagnostic_oracle_candidates needs a sampler that draws candidates (dns, dnsmn, ...)"
+            )
+        excluded = 0
+        for ds in datasets:
+            users, items = ds.inter_feat[ds.uid_field].numpy(), ds.inter_feat[ds.iid_field].numpy()
+            self.candidate_sampler.exclude(users, items)
+            excluded += len(users)
+        return excluded
+
     def _bind_store(self, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> None:
         policy = config["semantic_missing"]
         if policy not in MISSING_POLICIES:
