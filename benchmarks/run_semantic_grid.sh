@@ -16,6 +16,9 @@
 #   semdns              DNS(16 uniform + 16 semantic, 2): the 16 drawn from the 64 items nearest to the
 #                       positive's text (all-MiniLM-L6-v2 item vectors, built once per dataset)
 #   semdns-perm         semdns with its neighbour rows shuffled across items (same pools, not tied to i)
+# and, with ORACLE=1 (LightGCN; diagnostic only, never a reported model: the held-out splits shape training),
+#   dnsmn-oracle, dnsmn32-oracle   DNS(16,2) / DNS(32,2) whose candidates never include a held-out
+#                       positive: the ceiling of any false-negative guard
 # Cells are cached under benchmarks/results/converged/<dataset>/cells/, so a rerun resumes; SAMPLERS=a,b and
 # RUN_SEEDS=2020 split a grid between processes (one per core); CACHED_ONLY=1 only writes the tables.
 set -euo pipefail
@@ -30,7 +33,13 @@ WHICH=()
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
 
 # each arm's own settings, passed only when the arm runs (the harness rejects one for an arm it does not run)
-ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True)
+ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True
+  dnsmn-oracle:diagnostic_oracle_candidates=True dnsmn32-oracle:diagnostic_oracle_candidates=True
+  dnsmn32-oracle:dnsmn_candidates=32)
+if [[ "${ORACLE:-0}" == "1" ]]; then
+  ARMS="dnsmn-oracle:dnsmn,dnsmn32-oracle:dnsmn"
+  MODELS=LightGCN
+fi
 
 grid() {
   local dataset=$1 arms="${SAMPLERS:-$ARMS}" extra=() setting
