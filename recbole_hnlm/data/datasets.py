@@ -7,7 +7,7 @@ prepared from (``recbole-hnlm prepare``) and the paper's filters (``notes/paper.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,10 @@ AMAZON_2014_URL = "https://jmcauley.ucsd.edu/data/amazon/links.html"
 AMAZON_2018_URL = "https://nijianmo.github.io/amazon/index.html"
 AMAZON_2023_URL = "https://amazon-reviews-2023.github.io/"
 YELP_URL = "https://www.yelp.com/dataset"
+
+
+class AtomicFileError(ValueError):
+    """An atomic file RecBole would read is malformed (its header, a required column)."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -178,8 +182,40 @@ def check_dataset_files(name: str, data_path: str | Path, config: Mapping[str, A
     if spec is not None and spec.embedded:
         return
     folder = _dataset_folder(name, Path(data_path))
-    missing = [folder / f for f in _expected_files(name, config) if not (folder / f).is_file()]
-    if not missing:
-        return
-    listed = ", ".join(str(p) for p in missing)
-    raise DatasetNotFoundError(f"Dataset '{name}': missing atomic file(s) {listed}. {how_to_prepare(name)}")
+    expected = [folder / f for f in _expected_files(name, config)]
+    missing = [p for p in expected if not p.is_file()]
+    if missing:
+        listed = ", ".join(str(p) for p in missing)
+        raise DatasetNotFoundError(
+            f"Dataset '{name}': missing atomic file(s) {listed}. {how_to_prepare(name)}"
+        )
+    fields = [_config_get(config, key) or default for key, default in ID_FIELDS]
+    for path in expected:
+        check_inter_header(path, fields)
+
+
+ID_FIELDS = (("USER_ID_FIELD", "user_id"), ("ITEM_ID_FIELD", "item_id"))
+
+
+def check_inter_header(path: Path, required: Sequence[str]) -> None:
+    """Raise :class:`AtomicFileError` naming ``path`` when its header line is not RecBole's ``name:type``
+    columns (RecBole would drop untyped columns silently) or lacks a ``required`` field (RecBole would fail
+    later with a bare ``KeyError``)."""
+    with open(path, encoding="utf-8") as handle:
+        line = handle.readline()
+    if not line.strip():
+        raise AtomicFileError(f"{path}, line 1: the file is empty; an atomic file starts with its header")
+    header = line.rstrip("\r\n").split("\t")
+    untyped = [column for column in header if ":" not in column]
+    if untyped:
+        raise AtomicFileError(
+            f"{path}, line 1: column(s) {untyped} have no type; RecBole's header is name:type per column "
+            "(token, token_seq, float, float_seq), e.g. user_id:token"
+        )
+    names = [column.split(":", 1)[0] for column in header]
+    absent = [field for field in required if field not in names]
+    if absent:
+        raise AtomicFileError(
+            f"{path}, line 1: no column {absent} (the header has {names}); name the ID columns with "
+            "USER_ID_FIELD / ITEM_ID_FIELD or rename the columns"
+        )

@@ -43,8 +43,8 @@ def test_benchmark_layout_is_checked(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=r"yelp\.valid\.inter.*yelp\.test\.inter") as info:
         check_dataset_files("yelp", tmp_path, config)
     assert "yelp_academic_dataset_review.json" in str(info.value)
-    (folder / "yelp.valid.inter").write_text("")
-    (folder / "yelp.test.inter").write_text("")
+    (folder / "yelp.valid.inter").write_text("user_id:token\titem_id:token\n")
+    (folder / "yelp.test.inter").write_text("user_id:token\titem_id:token\n")
     check_dataset_files("yelp", tmp_path, config)
     check_dataset_files("yelp", folder, config)  # RecBole's resolved <data_path>/<name> works too
 
@@ -101,3 +101,24 @@ def test_ml1m_standin_loads(tmp_path: Path, monkeypatch) -> None:
     config, ds = load(monkeypatch, tmp_path, "ml-1m")
     assert ds.inter_num == 1000209
     assert config["text_fields"] == ["movie_title", "release_year", "genre"]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("user_id:token\titem\ttimestamp:float", r"line 1: column\(s\) \['item'\] have no type"),
+        ("user_id:token\ttimestamp:float", r"line 1: no column \['item_id'\]"),
+        ("", r"line 1: the file is empty"),
+    ],
+)
+def test_a_malformed_inter_header_names_the_file_and_the_field(tmp_path: Path, header, message) -> None:
+    from recbole_hnlm.data.datasets import AtomicFileError
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "mine.inter").write_text(f"{header}\nu1\t7\t0\n" if header else "")
+    with pytest.raises(AtomicFileError, match=rf"{folder / 'mine.inter'}, {message}"):
+        check_dataset_files("mine", tmp_path)
+    # other ID column names are read from the config
+    (folder / "mine.inter").write_text("uid:token\tiid:token\nu1\t7\n")
+    check_dataset_files("mine", tmp_path, {"USER_ID_FIELD": "uid", "ITEM_ID_FIELD": "iid"})
