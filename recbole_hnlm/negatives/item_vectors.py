@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.io import atomic_directory
 
 ITEM_VECTORS_FORMAT = "recbole-hnlm/item-vectors"
@@ -94,3 +95,15 @@ def load_item_vectors(folder: str | Path, dataset: Any) -> torch.Tensor:
     table = np.zeros((len(names), vectors.shape[1]), dtype=np.float32)
     table[1:] = vectors[[row_of[str(t)] for t in names[1:]]]
     return torch.from_numpy(table)
+
+
+def configured_item_vectors(config: Any, dataset: Any) -> torch.Tensor:
+    """:func:`load_item_vectors` of the folder config key ``item_vectors`` names; unset is an error that
+    says how to make one."""
+    folder = config_value(config, "item_vectors")
+    if not folder:
+        raise ValueError(
+            f"config key 'item_vectors' is unset: {config_value(config, 'neg_sampler')} needs item text "
+            "vectors (`recbole-hnlm item-vectors --dataset D` writes them; run_hnlm builds them when unset)"
+        )
+    return load_item_vectors(folder, dataset)

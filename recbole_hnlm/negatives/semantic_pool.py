@@ -26,7 +26,7 @@ from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows
-from recbole_hnlm.negatives.item_vectors import load_item_vectors
+from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
 
 SEMANTIC_QUERIES = ("positive", "store")
@@ -98,13 +98,7 @@ class SemanticPool:
             raise ValueError(f"config key 'semdns_query' must be one of {SEMANTIC_QUERIES}, got {query!r}")
         width = _positive_int(config, "semdns_neighbours")
         k = _positive_int(config, "semdns_k", minimum=0)
-        folder = config_value(config, "item_vectors")
-        if not folder:
-            raise ValueError(
-                "config key 'item_vectors' is unset: point it at an item-vectors folder "
-                "(run_hnlm --sampler=semdns builds one)"
-            )
-        vectors = load_item_vectors(folder, dataset)
+        vectors = configured_item_vectors(config, dataset)
         if query == "positive":
             distinct = torch.from_numpy(np.unique(items))
             neighbours = nearest_items(vectors[distinct], vectors, width, exclude=distinct)

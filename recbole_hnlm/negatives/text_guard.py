@@ -21,7 +21,7 @@ import torch
 
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.hard import DNSMNNegatives
-from recbole_hnlm.negatives.item_vectors import load_item_vectors
+from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 
 
 def principal_projection(vectors: torch.Tensor, dims: int) -> torch.Tensor:
@@ -84,18 +84,12 @@ class TextGuard:
 
     @classmethod
     def from_config(cls, config: Any, dataset: Any, users: np.ndarray, items: np.ndarray) -> TextGuard:
-        folder = config_value(config, "item_vectors")
-        if not folder:
-            raise ValueError(
-                "config key 'item_vectors' is unset: point it at an item-vectors folder "
-                "(run_hnlm --sampler=guarddns builds one)"
-            )
         drop = config_value(config, "guarddns_drop")
         if not isinstance(drop, int) or isinstance(drop, bool):
             raise ValueError(f"config key 'guarddns_drop' must be an integer, got {drop!r}")
         invert = bool(config_value(config, "guarddns_invert"))
         dims = config_value(config, "guarddns_dims")
-        vectors = load_item_vectors(folder, dataset)
+        vectors = configured_item_vectors(config, dataset)
         return cls(vectors, users, items, dataset.user_num, drop, invert, int(dims) if dims else None)
 
 

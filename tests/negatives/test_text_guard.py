@@ -78,3 +78,11 @@ def test_guarddns_is_registered_and_reads_its_settings(guarded_train):
     assert train.text_guard.drop == 16 and train.text_guard.vectors.shape[1] == 8  # 8-d: dims 64 > 8
     with pytest.raises(ValueError, match="guarddns_drop"):
         guarded_train(guarddns_drop="many")
+
+
+def test_unset_item_vectors_say_how_to_make_them():
+    from recbole_hnlm.negatives.item_vectors import configured_item_vectors
+
+    message = r"'item_vectors' is unset: guarddns needs .*recbole-hnlm item-vectors"
+    with pytest.raises(ValueError, match=message):
+        configured_item_vectors({"item_vectors": None, "neg_sampler": "guarddns"}, dataset=None)
