@@ -7,6 +7,7 @@ negatives, stages and data modules that read settings import nothing above them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -52,3 +53,15 @@ def settings_values(settings: type, lookup: Callable[[str], Any]) -> dict[str, A
             value = type(default)(value)
         values[name] = value
     return values
+
+
+DEFAULT_ARTIFACT_DIR = "artifacts"
+
+
+def dataset_artifacts(config: Any, dataset: str | None = None, root: Any = None) -> Path:
+    """``<artifact_dir>/<dataset>``, the folder of a dataset's artefacts: the one place it is computed.
+
+    ``root`` (a stage's ``--artifact_dir``) overrides the config's ``artifact_dir``, ``dataset`` the config's
+    dataset; an unset or empty root is ``artifacts``."""
+    base = root if root is not None else config_value(config, "artifact_dir")
+    return Path(base or DEFAULT_ARTIFACT_DIR) / str(dataset if dataset is not None else config["dataset"])

@@ -29,8 +29,7 @@ from typing import Any
 from recbole_hnlm.config import as_flag, config_value
 from recbole_hnlm.io import atomic_write_json, config_fingerprint
 from recbole_hnlm.run_logging import tee_output
-from recbole_hnlm.stages.common import training_view
-from recbole_hnlm.stages.supervision import artifact_dir
+from recbole_hnlm.stages.common import artifact_dir, training_view
 
 
 def logged(function: Callable[..., Path]) -> Callable[..., Path]:
@@ -193,8 +192,8 @@ def ensure_item_vectors(config: Any, embedder: Any = None) -> Path:
 
 def run_item_vectors(args: argparse.Namespace) -> int:
     """``recbole-hnlm item-vectors``: the dataset's item vectors, under a sentence embedder or an adapter."""
+    from recbole_hnlm.stages.common import stage_config
     from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
-    from recbole_hnlm.stages.supervision import stage_config
 
     config = stage_config(args)
     embedder = AdapterPassageEmbedder(args.adapter) if args.adapter else None

@@ -92,7 +92,7 @@ class StoreResolver:
             ) from None
         from recbole_hnlm.config import make_config
         from recbole_hnlm.registry import resolve_model_name
-        from recbole_hnlm.stages.supervision import artifact_dir
+        from recbole_hnlm.stages.common import artifact_dir
 
         overrides = self.settings.cell_config(seed, arm.label)
         config = make_config(

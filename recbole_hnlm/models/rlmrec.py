@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from recbole_hnlm.config_values import dataset_artifacts
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 
 ALIGNMENTS = ("rlmrec-con", "rlmrec-gen")
@@ -57,7 +58,7 @@ class ProfileMatrix:
 def profile_folder(config: Any) -> Path:
     if config["profile_embeddings"]:
         return Path(config["profile_embeddings"])
-    return Path(config["artifact_dir"] or "artifacts") / str(config["dataset"]) / "profiles"
+    return dataset_artifacts(config) / "profiles"
 
 
 def load_profiles(

@@ -1,8 +1,10 @@
-"""What the LLM stages share: settings from config + CLI, the dataset's training view, output paths."""
+"""What the stages share: LLM settings from config + CLI, the dataset's training view, a stage command's
+config and the artefact folder."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -10,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config_values import config_value, settings_values
+from recbole_hnlm.config_values import config_value, dataset_artifacts, settings_values
 from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
@@ -123,13 +125,28 @@ class TrainingView:
 
 
 def artifact_root(config: Any, args: argparse.Namespace, dataset: str) -> Path:
-    root = getattr(args, "artifact_dir", None)
-    if root is None:
+    """``<artifact_dir>/<dataset>`` of an LLM stage, whose ``--artifact_dir`` overrides the config's."""
+    return dataset_artifacts(config, dataset, getattr(args, "artifact_dir", None))
+
+
+def artifact_dir(config: Any) -> Path:
+    """``<artifact_dir>/<dataset>`` of ``config``: where every stage reads and writes its artefacts."""
+    return dataset_artifacts(config)
+
+
+def stage_config(args: argparse.Namespace) -> Any:
+    """The plugin config of a stage command: model, dataset, config files and ``--key=value`` overrides."""
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.registry import resolve_model_name
+
+    overrides = dict(getattr(args, "overrides", None) or {})
+    parsed = {}
+    for key, value in overrides.items():
         try:
-            root = config["artifact_dir"]
-        except (KeyError, TypeError):
-            root = None
-    return Path(root or "artifacts") / dataset
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return make_config(resolve_model_name(args.model), args.dataset, args.config_files, parsed)
 
 
 def load_training_view(args: argparse.Namespace) -> TrainingView:

@@ -300,7 +300,8 @@ def _ensure_embedder(config: Any, root: Path, *, progress: bool, force: bool) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from recbole_hnlm.stages.supervision import artifact_dir, build_supervision, stage_config
+    from recbole_hnlm.stages.common import artifact_dir, stage_config
+    from recbole_hnlm.stages.supervision import build_supervision
 
     config = stage_config(args)
     root = artifact_dir(config)

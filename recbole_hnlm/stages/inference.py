@@ -33,7 +33,8 @@ from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable,
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
 from recbole_hnlm.stages.common import training_view
-from recbole_hnlm.stages.supervision import QueryBuilder, SupervisionSettings
+from recbole_hnlm.stages.query_text import QueryBuilder
+from recbole_hnlm.stages.supervision_settings import SupervisionSettings
 
 PRODUCER = "hnlmrec-finetuned"
 TEXT_KEYS = ("hnlm_use_profiles", "hnlm_query_user_words", "hnlm_item_profile_words", "hnlm_query_cf_dims")
@@ -192,8 +193,8 @@ def infer_store(
 
 
 def run(args: argparse.Namespace) -> int:
+    from recbole_hnlm.stages.common import artifact_dir, stage_config
     from recbole_hnlm.stages.finetune import EMBEDDER_DIR
-    from recbole_hnlm.stages.supervision import artifact_dir, stage_config
 
     config = stage_config(args)
     root = artifact_dir(config)
