@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from recbole_hnlm.config_values import dataset_artifacts
+from recbole_hnlm.models.losses import info_nce
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 
 ALIGNMENTS = ("rlmrec-con", "rlmrec-gen")
@@ -121,13 +122,6 @@ def load_profiles(
             )
         getLogger().warning(message + "; they are left out of the alignment loss (profile_missing: skip)")
     return ProfileMatrix(emb=emb, has=has, missing=missing)
-
-
-def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean InfoNCE of row i of ``query`` against row i of ``key``, the other rows as negatives (cosine)."""
-    query, key = F.normalize(query, dim=-1), F.normalize(key, dim=-1)
-    logits = query @ key.T / temperature
-    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
 
 
 def profile_mlp(d_in: int, d_out: int) -> nn.Sequential:

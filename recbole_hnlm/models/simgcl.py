@@ -14,15 +14,8 @@ import torch.nn.functional as F
 from recbole.model.general_recommender import LightGCN
 
 from recbole_hnlm.models.lightgcn import LightGCNHooks
+from recbole_hnlm.models.losses import info_nce
 from recbole_hnlm.registry import register_model
-
-
-def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean InfoNCE of matching rows of two views against all rows of the second view."""
-    view1, view2 = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
-    pos = (view1 * view2).sum(dim=1) / temperature
-    logits = view1 @ view2.T / temperature
-    return (torch.logsumexp(logits, dim=1) - pos).mean()
 
 
 @register_model(backbone=None, uses_plugin_loader=False)
