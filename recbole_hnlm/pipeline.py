@@ -164,11 +164,34 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     from recbole_hnlm.stages.inference import store_name
 
     store_dir = root / "negatives" / store_name(read_adapter_info(adapter), view.dataset)
+    if not (store_dir / "meta.json").is_file():
+        print(inference_estimate(view), flush=True)
     store = log.run(
         "inference", store_dir, lambda: infer_store(config, root, adapter, view=view, progress=progress)
     )
     _finish(root, "hnlm", log, time.perf_counter() - total)
     return store
+
+
+# Queries per second of the inference stage with the default embedder (all-MiniLM-L6-v2, 64-token queries)
+# on one CPU thread: 80,808 ml-100k queries in 20.4 min on an idle 2-core machine (README, "Time on a
+# 2-core CPU").
+CPU_QUERIES_PER_SECOND = 66.0
+
+
+def inference_estimate(view: Any) -> str:
+    """What the inference stage is about to do, a time estimate, and how to skip it (printed before it starts:
+    it embeds one query per training interaction, the pipeline's long stage on a CPU)."""
+    from recbole_hnlm.stages.inference import training_pairs
+
+    queries = len(training_pairs(view)[0])
+    minutes = queries / CPU_QUERIES_PER_SECOND / 60
+    return (
+        f"[pipeline] inference: {queries:,} queries, one per training interaction; about {minutes:.0f} min "
+        f"on one CPU thread (~{CPU_QUERIES_PER_SECOND:.0f} queries/s measured), much less on a GPU. It "
+        "resumes where it stopped if interrupted. To skip it: --negatives PATH (an existing store), or a "
+        "sampler without a store (--sampler=dnsmn, semdns, guarddns, rns)"
+    )
 
 
 def ensure_item_vectors(config: Any, embedder: Any = None) -> Path:

@@ -44,11 +44,16 @@ def test_pipeline_builds_then_reuses_every_stage(in_tmp, capsys):
     assert store.meta.producer == "hnlmrec-finetuned"
     cold = capsys.readouterr().out
     assert "supervision: built" in cold and "finetune: built" in cold and "inference: built" in cold
+    # the long stage announces its size, an estimate and how to skip it before it starts, only when it runs
+    assert f"[pipeline] inference: {len(store):,} queries, one per training interaction; about" in cold
+    assert cold.index("[pipeline] inference: ") < cold.index("inference: built")
+    assert "To skip it: --negatives PATH" in cold
 
     assert ensure_hnlm_store(config, progress=False) == store_dir
     warm = capsys.readouterr().out
     for stage in ("supervision", "finetune", "inference"):
         assert f"{stage}: reused" in warm, warm
+    assert "queries, one per training interaction" not in warm
     store.bind(load_split(config).dataset)  # the store belongs to the dataset training will use
 
 
