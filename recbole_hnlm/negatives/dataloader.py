@@ -115,14 +115,13 @@ class HNLMTrainDataLoader(TrainDataLoader):
             rows = np.tile(self.semantic_rows[index], self.times)
             extra[SEMANTIC_FIELD] = self.semantic_store.gather(rows)
             extra[SEMANTIC_MASK_FIELD] = torch.from_numpy(rows >= 0)
+        users = batch[self.uid_field].numpy()
         if self.candidate_sampler is not None:
-            users = batch[self.uid_field].numpy()
             candidates = self.candidate_sampler.sample(users)
             if self.text_guard is not None:
                 candidates = self.text_guard.filter(users, candidates)
             extra[CANDIDATES_FIELD] = candidates
         if self.semantic_pool is not None:
-            users = batch[self.uid_field].numpy()
             pool, semantic = self.semantic_pool.draw(np.tile(index, self.times), users)
             extra[SEMANTIC_POOL_FIELD], extra[SEMANTIC_POOL_MASK_FIELD] = pool, semantic
         if extra:

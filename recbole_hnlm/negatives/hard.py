@@ -83,17 +83,19 @@ class DNSMNNegatives(NegativeSampler):
         if self.top_n < 1:
             raise ValueError(f"config key 'dnsmn_n' must be >= 1, got {self.top_n}")
 
-    def forward(self, ctx: NegativeContext) -> Negatives:
-        cands = ctx.candidates()
+    def top_columns(self, ctx: NegativeContext, cands: torch.Tensor) -> torch.Tensor:
+        """``[B, N]`` columns of ``cands`` [B, M] of the N candidates the current model scores highest."""
         if self.top_n > cands.shape[1]:
             raise ValueError(
                 f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates "
-                "(raise dnsmn_candidates or neg_candidates)"
+                f"(raise {self.name}_candidates or neg_candidates)"
             )
-        item = ctx.propagation.item
-        top = candidate_scores(ctx.user_e, item, cands).topk(self.top_n, dim=1).indices
-        ids = pick(cands, top)  # [B, N]
-        return Negatives(emb=rows(item, ids), ids=ids)
+        return candidate_scores(ctx.user_e, ctx.propagation.item, cands).topk(self.top_n, dim=1).indices
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        cands = ctx.candidates()
+        ids = pick(cands, self.top_columns(ctx, cands))  # [B, N]
+        return Negatives(emb=rows(ctx.propagation.item, ids), ids=ids)
 
 
 class AHNSNegatives(NegativeSampler):

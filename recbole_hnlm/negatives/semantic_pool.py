@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.candidates import CandidateSampler
-from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows
+from recbole_hnlm.negatives.hard import DNSMNNegatives, pick, rows
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
 
@@ -150,17 +150,14 @@ class SemanticPoolNegatives(DNSMNNegatives):
         uniform = ctx.candidates()
         pool, semantic = ctx.semantic_pool()
         cands = torch.cat([uniform, pool], dim=1)
-        if self.top_n > cands.shape[1]:
-            raise ValueError(f"dnsmn_n is {self.top_n} but there are only {cands.shape[1]} candidates")
-        item = ctx.propagation.item
-        top = candidate_scores(ctx.user_e, item, cands).topk(self.top_n, dim=1).indices
+        top = self.top_columns(ctx, cands)
         if self.training:
             from_semantic = torch.cat([torch.zeros_like(uniform, dtype=torch.bool), semantic], dim=1)
             counts = self.picks_by_epoch.setdefault(ctx.epoch, [0, 0])
             counts[0] += int(from_semantic.gather(1, top).sum())
             counts[1] += top.numel()
         ids = pick(cands, top)
-        return Negatives(emb=rows(item, ids), ids=ids)
+        return Negatives(emb=rows(ctx.propagation.item, ids), ids=ids)
 
     def report(self) -> dict[str, Any]:
         """The share of picks that came from the semantic slots, overall and per epoch."""

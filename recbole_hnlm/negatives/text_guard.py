@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from recbole_hnlm.config_values import config_value
-from recbole_hnlm.negatives.hard import DNSMNNegatives
+from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 
 
@@ -65,8 +65,7 @@ class TextGuard:
         """``[B, C]`` closeness of each candidate's text to its user's taste (the inner product of the
         projected vectors: within a row, the order of the cosines)."""
         taste = self.taste[torch.as_tensor(users, dtype=torch.long)]
-        cand = torch.index_select(self.vectors, 0, candidates.reshape(-1)).view(*candidates.shape, -1)
-        return torch.bmm(cand, taste.unsqueeze(-1)).squeeze(-1)
+        return candidate_scores(taste, self.vectors, candidates)
 
     def filter(self, users: np.ndarray, candidates: torch.Tensor) -> torch.Tensor:
         """The ``[B, C - drop]`` candidates kept (the least close to the user's taste, or with ``invert`` the

@@ -187,3 +187,11 @@ def test_item_vectors_for_another_dataset_are_refused_naming_the_folder(toys_sli
         write_item_vectors(tmp_path / "nan", ["a"], np.array([[np.nan, 1.0]]), {})
     with pytest.raises(ItemVectorsError, match="2 tokens but vectors of shape"):
         write_item_vectors(tmp_path / "shape", ["a", "b"], np.ones((3, 2)), {})
+
+
+def test_semdns_needs_n_at_most_the_pool():
+    sampler = SemanticPoolNegatives({"dnsmn_n": 5, "embedding_size": 2}, 2)
+    ctx = _ctx([[2, 3], [2, 3]], [[5, 4], [1, 5]], [[True, True], [True, True]])
+    message = r"N <= M: dnsmn_n is 5 but there are 4 candidates .*semdns_candidates"
+    with pytest.raises(ValueError, match=message):
+        sampler(ctx)
