@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, machine, write_results
 from recbole_hnlm.bench.groups import heldout_keys, is_heldout
 from recbole_hnlm.negatives.candidates import CandidateSampler
+from recbole_hnlm.negatives.hard import candidate_scores
 from recbole_hnlm.negatives.item_vectors import load_item_vectors
 from recbole_hnlm.negatives.semantic_pool import nearest_items
 from recbole_hnlm.negatives.text_guard import TextGuard
@@ -90,7 +91,7 @@ def guard(ctx: dict[str, Any], drawn: int = 32, top_n: int = 2) -> dict[str, Any
     user_e, item_e = ctx["user_e"], ctx["item_e"]
 
     def picks(pool: torch.Tensor) -> np.ndarray:
-        scores = (item_e[pool] * user_e[torch.from_numpy(users)][:, None, :]).sum(-1)
+        scores = candidate_scores(user_e[torch.from_numpy(users)], item_e, pool)
         return pool.gather(1, scores.topk(top_n, dim=1).indices).numpy()
 
     def heldout(pool: np.ndarray) -> float:
@@ -119,7 +120,7 @@ def embedder(ctx: dict[str, Any], adapter: Path, view: Any, samples: int) -> dic
     np.random.seed(2)
     cands = CandidateSampler(ctx["train_users"], ctx["train_items"], ctx["n_items"], 32).sample(users)
     query_e = user_e[torch.from_numpy(users)] + item_e[torch.from_numpy(items)]
-    j = cands.gather(1, (item_e[cands] * query_e[:, None, :]).sum(-1).argmax(1, keepdim=True))[:, 0].numpy()
+    j = cands.gather(1, candidate_scores(query_e, item_e, cands).argmax(1, keepdim=True))[:, 0].numpy()
     builder = QueryBuilder.build(view, None, SupervisionSettings(hnlm_use_profiles=False))
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
     u_tok = dataset.id2token(dataset.uid_field, users).astype(str)

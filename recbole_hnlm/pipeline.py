@@ -228,6 +228,7 @@ def text_sampler_inputs(config: Any) -> dict[str, str]:
     """The config entries the text samplers (semdns, guarddns) need and ``config`` leaves unset, made when
     missing: the item vectors, and for semdns with ``semdns_query: store`` the fine-tuned embedder's store
     with the items embedded by that same embedder (h and the items must share one space)."""
+    from recbole_hnlm.stages.finetune import EMBEDDER_DIR
     from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
 
     if config_value(config, "item_vectors"):
@@ -240,8 +241,6 @@ def text_sampler_inputs(config: Any) -> dict[str, str]:
             "embedder that wrote the store (`recbole-hnlm item-vectors --adapter ADAPTER`)"
         )
     store = ensure_hnlm_store(config)
-    from recbole_hnlm.stages.finetune import EMBEDDER_DIR
-
     adapter = config_value(config, "hnlm_embedder") or artifact_dir(config) / EMBEDDER_DIR
     vectors = ensure_item_vectors(config, AdapterPassageEmbedder(adapter))
     return {"semdns_store": str(store.resolve()), "item_vectors": str(vectors.resolve())}
