@@ -16,6 +16,10 @@
 #   semdns              DNS(16 uniform + 16 semantic, 2): the 16 drawn from the 64 items nearest to the
 #                       positive's text (all-MiniLM-L6-v2 item vectors, built once per dataset)
 #   semdns-perm         semdns with its neighbour rows shuffled across items (same pools, not tied to i)
+#   aligndns            DNS(32, 2) ranked by e_u steered by beta * g(text(i)), g a ridge map from item text
+#                       to the stop-gradient CF item embeddings refitted every epoch (beta: the yaml default)
+#   aligndns-pos        the same with beta = +0.5 (steered toward the text-placed positive)
+#   aligndns-perm       aligndns queried with the text of a random other item (control: g(h) not tied to i)
 # and, with ORACLE=1 (LightGCN; diagnostic only, never a reported model: the held-out splits shape training),
 #   dnsmn-oracle, dnsmn32-oracle   DNS(16,2) / DNS(32,2) whose candidates never include a held-out
 #                       positive: the ceiling of any false-negative guard
@@ -27,7 +31,8 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 DATA="${DATA:-../shared/data}"
 OUT="${OUT:-benchmarks/results/converged}"
 MODELS="${MODELS:-LightGCN,MF}"
-ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:semdns"
+ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:semdns,aligndns"
+ARMS+=",aligndns-pos:aligndns,aligndns-perm:aligndns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
@@ -35,7 +40,7 @@ WHICH=()
 # each arm's own settings, passed only when the arm runs (the harness rejects one for an arm it does not run)
 ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True
   dnsmn-oracle:diagnostic_oracle_candidates=True dnsmn32-oracle:diagnostic_oracle_candidates=True
-  dnsmn32-oracle:dnsmn_candidates=32)
+  dnsmn32-oracle:dnsmn_candidates=32 aligndns-pos:aligndns_beta=0.5 aligndns-perm:aligndns_permute=True)
 if [[ "${ORACLE:-0}" == "1" ]]; then
   ARMS="dnsmn-oracle:dnsmn,dnsmn32-oracle:dnsmn"
   MODELS=LightGCN

@@ -27,10 +27,11 @@ def test_the_catalogue_lists_every_method_by_kind():
         "ahns",
         "semdns",
         "guarddns",
+        "aligndns",
     )
     assert methods.names(methods.STORE) == ("hnlm", "prompt")
     assert methods.names(methods.ALIGNMENT) == ("rlmrec-con", "rlmrec-gen")
-    assert len(methods.names()) == 12
+    assert len(methods.names()) == 13
     with pytest.raises(ValueError, match="unknown method kind"):
         methods.names("soft")
 

@@ -1,5 +1,5 @@
-"""quick_start: the validation trace (best epoch), a semdns run end to end with its sampler report, strict
-result.json and no run folder left by a failed run."""
+"""quick_start: the validation trace (best epoch), semdns and aligndns runs end to end with their sampler
+reports, strict result.json and no run folder left by a failed run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recbole.data import create_dataset
 
 from recbole_hnlm import quick_start
 from recbole_hnlm.config import make_config
@@ -31,10 +32,7 @@ def test_the_trace_keeps_the_first_strictly_best_epoch_and_calls_on():
 
 def test_semdns_trains_and_reports_its_semantic_picks_and_best_epoch(toys_slice, in_tmp):
     config = {**FAST, **toys_slice["config"], "epochs": 2, "eval_step": 1, "semdns_k": 4}
-    dataset = make_config("HNLMLightGCN", toys_slice["dataset"], config_dict=config)
-    from recbole.data import create_dataset
-
-    data = create_dataset(dataset)
+    data = create_dataset(make_config("HNLMLightGCN", toys_slice["dataset"], config_dict=config))
     tokens = [str(t) for t in data.field2id_token[data.iid_field][1:]]
     vectors = np.random.default_rng(1).normal(size=(len(tokens), 6))
     folder = write_item_vectors(in_tmp / "vectors", tokens, vectors, {"dataset": toys_slice["dataset"]})
@@ -46,6 +44,21 @@ def test_semdns_trains_and_reports_its_semantic_picks_and_best_epoch(toys_slice,
     assert set(report["semantic_pick_share_by_epoch"]) == {"0", "1"}  # as result.json has it
     assert 0.0 <= report["semantic_pool_redrawn_share"] < 1.0
     assert record["best_epoch"] in (0, 1) and record["epochs_trained"] == 2 and record["epoch_cap"] == 2
+
+
+def test_aligndns_trains_mf_and_reports_its_text_map_and_changed_picks(toys_slice, in_tmp):
+    config = {**FAST, **toys_slice["config"], "epochs": 2, "eval_step": 1, "aligndns_candidates": 8}
+    data = create_dataset(make_config("HNLMBPR", toys_slice["dataset"], config_dict=config))
+    tokens = [str(t) for t in data.field2id_token[data.iid_field][1:]]
+    vectors = np.random.default_rng(2).normal(size=(len(tokens), 12))
+    folder = write_item_vectors(in_tmp / "vectors", tokens, vectors, {"dataset": "slice"})
+    config["item_vectors"] = str(folder)
+    record = run_hnlm("MF", toys_slice["dataset"], "aligndns", config_dict=config, saved=False)
+    report = record["sampler_report"]
+    # the default beta steers the query, so some picks differ from DNS(M,N)'s, not all
+    assert 0.0 < report["text_changed_pick_share"] < 1.0
+    assert set(report["text_map_r2_by_epoch"]) == {"0", "1"}  # refitted every epoch
+    assert all(r2 <= 1.0 for r2 in report["text_map_r2_by_epoch"].values())
 
 
 def _refuse_constant(name):

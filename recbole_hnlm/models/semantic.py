@@ -153,7 +153,8 @@ class SemanticNegativeMixin:
     def init_semantic(self, config: Any, dataset: Any = None) -> None:
         """Call at the end of ``__init__``, after the backbone created and initialised its parameters.
 
-        ``dataset`` (the training dataset) is needed only for a profile alignment (``alignment``, RLMRec).
+        ``dataset`` (the training dataset) is needed by a profile alignment (``alignment``, RLMRec) and by
+        samplers that read it in ``bind`` (aligndns's item text vectors).
         """
         self.current_epoch = 0
         self.semantic_alpha = float(config["semantic_alpha"])
@@ -176,6 +177,8 @@ class SemanticNegativeMixin:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(config["seed"] or 0))
             self.negative_sampler = build_negative_sampler(config, self.semantic_dim)
+            if dataset is not None:
+                self.negative_sampler.bind(dataset)
             self.semantic_adapter: SemanticAdapter | None = None
             if config["semantic_negatives"]:
                 self.semantic_adapter = SemanticAdapter(

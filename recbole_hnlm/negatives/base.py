@@ -162,6 +162,10 @@ class NegativeSampler(nn.Module):
             raise ValueError(f"config key {key!r} must be a positive integer, got {count!r}")
         return count
 
+    def bind(self, dataset: Any) -> None:
+        """Read what the sampler needs from the training split ``dataset`` (the model's ``__init__`` calls
+        this once, after construction); most samplers need nothing."""
+
     def forward(self, ctx: NegativeContext) -> Negatives:  # pragma: no cover - abstract
         raise NotImplementedError
 

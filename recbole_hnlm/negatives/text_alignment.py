@@ -1,0 +1,160 @@
+"""Item-anchored alignment for DNS(M,N): a map g from item text to CF space steers which candidate is hard.
+
+g is a ridge regression from an item's text vector (its ``aligndns_dims`` principal directions plus a
+bias) to that item's current CF embedding, fitted on the real items the training split contains against
+the **stop-gradient** final item embeddings. It is a closed-form solve with no path from the ranking
+loss, so it cannot learn the user's own direction as the adversarial adapter of the paper's mix mode
+does; it is refitted every ``aligndns_refit`` epochs as the CF space moves.
+
+For a training pair (u, i), g(text(i)) is where the text puts the positive in CF space. The M uniform
+candidates (``aligndns_candidates``) are ranked by their inner product with the steered query
+
+    q = e_u + β · ‖e_u‖ · g(text(i)) / ‖g(text(i))‖          (β = ``aligndns_beta``)
+
+and the top N (``dnsmn_n``) are the negatives. β > 0 prefers candidates that are hard for the user *and*
+near where the text puts the positive; β < 0 steers away from them (items like the positive are likelier
+false negatives). β = 0 is DNS(M,N) exactly. ``aligndns_permute`` queries with the text of a random
+other item (a fixed seeded permutation of items): the control where g's output no longer belongs to i.
+
+:meth:`TextAlignedDNSNegatives.report` gives the fit's R² on the items at each refit and the share of
+picks the text changed against plain DNS(M,N) on the same candidates: where that share is near zero, the
+text decides nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from recbole_hnlm.config_values import config_value
+from recbole_hnlm.negatives.base import NegativeContext, Negatives
+from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows
+from recbole_hnlm.negatives.item_vectors import configured_item_vectors
+from recbole_hnlm.negatives.text_guard import principal_projection
+
+
+class RidgeTextMap:
+    """g: text features ``[n, t]`` → CF space ``[n, d]``, ridge regression with a bias column.
+
+    The penalty is ``ridge`` times the mean diagonal of XᵀX, so one setting means the same on any text
+    embedder's scale. The Gram matrix is factored once; each refit is one ``[t+1, n] @ [n, d]`` product and
+    two triangular solves.
+    """
+
+    def __init__(self, features: torch.Tensor, fit_rows: torch.Tensor, ridge: float) -> None:
+        if ridge <= 0:
+            raise ValueError(f"config key 'aligndns_ridge' must be > 0, got {ridge}")
+        if len(fit_rows) < 2:
+            raise ValueError(f"g needs at least 2 items to fit on, got {len(fit_rows)}")
+        self.design = torch.cat([features, torch.ones(features.shape[0], 1)], dim=1).double()
+        self.fit_rows = fit_rows
+        fitted = self.design[fit_rows]
+        gram = fitted.T @ fitted
+        scale = float(gram.diagonal()[:-1].mean())
+        penalty = ridge * (scale if scale > 0 else 1.0)  # all-zero text still gets a solvable system
+        gram[:-1, :-1] += penalty * torch.eye(gram.shape[0] - 1, dtype=gram.dtype)  # the bias is not shrunk
+        self.cholesky = torch.linalg.cholesky(gram)
+        self.weights: torch.Tensor | None = None
+
+    def fit(self, targets: torch.Tensor) -> float:
+        """Fit on ``targets`` [n, d] (rows ``fit_rows`` used, no gradient); returns R² on those rows."""
+        target = targets.detach().to("cpu", torch.float64)[self.fit_rows]
+        fitted = self.design[self.fit_rows]
+        self.weights = torch.cholesky_solve(fitted.T @ target, self.cholesky)
+        residual = target - fitted @ self.weights
+        total = ((target - target.mean(dim=0)) ** 2).sum()
+        return float(1.0 - (residual**2).sum() / total) if total > 0 else 0.0
+
+    def __call__(self, rows_: torch.Tensor) -> torch.Tensor:
+        """g of the features at ``rows_`` (any shape of item ids) → ``[*rows_.shape, d]`` float32."""
+        if self.weights is None:
+            raise RuntimeError("the text map g is used before its first fit")
+        return (self.design[rows_.cpu()] @ self.weights).float()
+
+
+class TextAlignedDNSNegatives(DNSMNNegatives):
+    """DNS(M,N) ranked by the user's embedding steered by g(text(positive)); g refitted on the items."""
+
+    name = "aligndns"
+    needs_candidates = True
+    needs_item_vectors = True
+
+    def __init__(self, config: Any, dim: int) -> None:
+        super().__init__(config, dim)
+        self.beta = float(config_value(config, "aligndns_beta"))
+        self.ridge = float(config_value(config, "aligndns_ridge"))
+        self.refit_every = int(config_value(config, "aligndns_refit"))
+        if self.refit_every < 1:
+            raise ValueError(f"config key 'aligndns_refit' must be >= 1, got {self.refit_every}")
+        dims = config_value(config, "aligndns_dims")
+        self.dims = int(dims) if dims else None
+        self.permute = bool(config_value(config, "aligndns_permute"))
+        self.seed = int(config_value(config, "seed"))
+        self.config = config
+        self.text_map: RidgeTextMap | None = None
+        self.query_row: torch.Tensor | None = None  # item id -> the item whose text is its query
+        self.fitted_epoch: int | None = None
+        self.fit_r2: dict[int, float] = {}
+        self.changed_by_epoch: dict[int, list[int]] = {}  # epoch -> [picks the text changed, all picks]
+
+    def bind(self, dataset: Any) -> None:
+        """Load the item vectors and set g up on the items of the training split ``dataset``."""
+        vectors = configured_item_vectors(self.config, dataset)
+        features = principal_projection(vectors, self.dims) if self.dims else vectors
+        trained = torch.unique(torch.as_tensor(dataset.inter_feat[dataset.iid_field]))
+        self.text_map = RidgeTextMap(features, trained[trained > 0], self.ridge)
+        query_row = torch.arange(vectors.shape[0])
+        if self.permute:
+            generator = torch.Generator().manual_seed(self.seed)
+            query_row[1:] = 1 + torch.randperm(vectors.shape[0] - 1, generator=generator)
+        self.query_row = query_row
+
+    def refit(self, epoch: int, items: torch.Tensor) -> None:
+        """Fit g at the first batch of every ``aligndns_refit``-th epoch (and before first use)."""
+        if self.text_map is None or self.query_row is None:
+            raise RuntimeError("aligndns needs bind(dataset) before training (the plugin's models call it)")
+        due = self.fitted_epoch is None or (epoch != self.fitted_epoch and epoch % self.refit_every == 0)
+        if due:
+            self.fit_r2[epoch] = round(self.text_map.fit(items), 4)
+            self.fitted_epoch = epoch
+
+    def steered_query(self, ctx: NegativeContext) -> torch.Tensor:
+        """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) for the batch's pairs (no gradient)."""
+        user = ctx.user_e.detach()
+        if self.beta == 0.0:
+            return user
+        placed = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
+        return user + self.beta * user.norm(dim=1, keepdim=True) * F.normalize(placed, dim=1)
+
+    def forward(self, ctx: NegativeContext) -> Negatives:
+        cands = ctx.candidates()
+        item = ctx.propagation.item
+        if self.training:
+            self.refit(ctx.epoch, item)
+        if self.top_n > cands.shape[1]:
+            raise ValueError(
+                f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates"
+            )
+        top = candidate_scores(self.steered_query(ctx), item, cands).topk(self.top_n, dim=1).indices
+        if self.training:
+            plain = self.top_columns(ctx, cands)
+            same = (top.unsqueeze(2) == plain.unsqueeze(1)).any(dim=2)
+            counts = self.changed_by_epoch.setdefault(ctx.epoch, [0, 0])
+            counts[0] += int((~same).sum())
+            counts[1] += top.numel()
+        ids = pick(cands, top)
+        return Negatives(emb=rows(item, ids), ids=ids)
+
+    def report(self) -> dict[str, Any]:
+        """g's R² at each refit and the share of picks the text changed against DNS(M,N)."""
+        changed = sum(c[0] for c in self.changed_by_epoch.values())
+        total = sum(c[1] for c in self.changed_by_epoch.values())
+        return {
+            "text_changed_pick_share": changed / total if total else None,
+            "text_changed_pick_share_by_epoch": {
+                e: round(c[0] / c[1], 4) for e, c in sorted(self.changed_by_epoch.items()) if c[1]
+            },
+            "text_map_r2_by_epoch": dict(sorted(self.fit_r2.items())),
+        }
