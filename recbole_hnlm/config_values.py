@@ -7,17 +7,76 @@ negatives, stages and data modules that read settings import nothing above them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 
-def config_value(config: Any, key: str, default: Any = None) -> Any:
-    """``config[key]``, or ``default`` when the key is missing or None (a RecBole ``Config`` or a dict)."""
+OVERALL_YAML = Path(__file__).resolve().parent / "properties" / "overall.yaml"
+
+
+@lru_cache(maxsize=1)
+def _overall_defaults() -> dict[str, Any]:
+    # Read once per process; callers get copies of mutable values (default_of), never this dict.
+    loaded = yaml.safe_load(OVERALL_YAML.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{OVERALL_YAML}: expected a yaml mapping of config keys")
+    return loaded
+
+
+def overall_keys() -> frozenset[str]:
+    """Every key ``properties/overall.yaml`` declares."""
+    return frozenset(_overall_defaults())
+
+
+def default_of(key: str) -> Any:
+    """The default of plugin config key ``key``: its value in ``properties/overall.yaml``, the one place
+    a default is written (Python code reads it from here instead of repeating it).
+
+    A key the yaml lacks is a ``KeyError`` naming it: a typo must not become a silent None."""
+    defaults = _overall_defaults()
+    if key not in defaults:
+        raise KeyError(f"config key {key!r} has no default in {OVERALL_YAML.name}")
+    value = defaults[key]
+    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+
+
+# RecBole's own default seed (its overall.yaml, not ours): what a run without ``seed`` trains and splits with
+RECBOLE_SEED = 2020
+
+_YAML_DEFAULT = object()  # config_value's "no fallback given": read the yaml's default instead
+
+
+def _holds(config: Any, key: str) -> bool:
     try:
-        value = config[key]
-    except (KeyError, TypeError):
+        return key in config
+    except TypeError:  # no config at all (None), or an object without membership
+        return False
+
+
+def config_value(config: Any, key: str, default: Any = _YAML_DEFAULT) -> Any:
+    """``config[key]`` from a RecBole ``Config`` or a dict.
+
+    With ``default``: that value when the key is missing or None. Without it: the key's
+    ``properties/overall.yaml`` default when the config does not hold the key (a plain dict, or the config
+    of a model that is not the plugin's), and None when the config sets the key to None (``~`` often means
+    something: "all", "unset"). A key the yaml lacks reads None when missing.
+    """
+    value = config[key] if _holds(config, key) else None
+    if value is not None:
+        return value
+    if default is not _YAML_DEFAULT:
         return default
-    return default if value is None else value
+    if _holds(config, key):
+        return None
+    return default_of(key) if key in _overall_defaults() else None
+
+
+def setting(config: Any, key: str) -> Any:
+    """``config[key]``, or its ``properties/overall.yaml`` default when the key is missing or None: for
+    keys where None means nothing but "unset" (a count, a weight, a mode)."""
+    return config_value(config, key, default_of(key))
 
 
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config import as_flag, config_value
+from recbole_hnlm.config_values import as_flag, config_value, setting
 from recbole_hnlm.io import atomic_write_json, config_fingerprint
 from recbole_hnlm.run_logging import tee_output
 from recbole_hnlm.stages.common import artifact_dir, training_view
@@ -145,7 +145,7 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     total = time.perf_counter()
     view = training_view(config)
     external = config_value(config, "hnlm_embedder")
-    if as_flag(config_value(config, "hnlm_use_profiles", False), "hnlm_use_profiles"):
+    if as_flag(setting(config, "hnlm_use_profiles"), "hnlm_use_profiles"):
         log.run("profiles", root / "profiles", lambda: ensure_profiles(config, root, view, progress=progress))
     if external:
         adapter = Path(external)
@@ -260,8 +260,8 @@ def ensure_prompt_store(config: Any, *, progress: bool = True) -> Path:
 
     def negatives() -> Path:
         settings = _llm_settings(config)
-        mode = config_value(config, "prompt_negatives_mode", "interaction")
-        k = int(config_value(config, "prompt_negatives_k", 3))
+        mode = setting(config, "prompt_negatives_mode")
+        k = int(setting(config, "prompt_negatives_k"))
         try:
             meta = SemanticNegativeStore(store_dir).meta
             if (

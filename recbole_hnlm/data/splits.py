@@ -13,7 +13,7 @@ import numpy as np
 from recbole.data import create_dataset
 from recbole.utils import init_seed
 
-from recbole_hnlm.config_values import config_value
+from recbole_hnlm.config_values import RECBOLE_SEED, config_value
 from recbole_hnlm.data.datasets import check_dataset_files
 
 
@@ -32,7 +32,7 @@ def split_seed(config: Any) -> int:
     benchmarks want, and what lets one semantic-negative store serve every seed).
     """
     value = config_value(config, "split_seed")
-    return int(config_value(config, "seed", 2020) if value is None else value)  # 2020: RecBole's default
+    return int(config_value(config, "seed", RECBOLE_SEED) if value is None else value)
 
 
 def load_split(config: Any) -> Split:

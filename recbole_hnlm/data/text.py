@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from recbole_hnlm.config_values import default_of
+
 
 class TextFieldError(KeyError):
     """A text field named in the config is not a column of the atomic file."""
@@ -90,7 +92,7 @@ def inter_files(folder: Path, dataset: str) -> list[Path]:
 def load_reviews(
     folder: Path,
     dataset: str,
-    review_field: str = "review",
+    review_field: str = default_of("review_field"),
     uid_field: str = "user_id",
     iid_field: str = "item_id",
 ) -> dict[tuple[str, str], str]:

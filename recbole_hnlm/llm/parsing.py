@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from recbole_hnlm.config_values import default_of
 from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, Messages
 
 STATUSES = ("ok", "repaired", "fallback", "failed")
@@ -256,11 +257,11 @@ def _answer_object(**properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Default caps of the answers' strings (the pipeline's settings default to these too): a small model's
-# answer stays a short, closed JSON object within max_tokens
-PROFILE_SUMMARY_CHARS = 160
-PROFILE_REASONING_CHARS = 80
-NEGATIVE_REASONING_CHARS = 160
+# Default caps of the answers' strings, the config keys' defaults (properties/overall.yaml): a small
+# model's answer stays a short, closed JSON object within max_tokens
+PROFILE_SUMMARY_CHARS = default_of("profile_summary_chars")
+PROFILE_REASONING_CHARS = default_of("profile_reasoning_chars")
+NEGATIVE_REASONING_CHARS = default_of("negative_reasoning_chars")
 
 
 def profile_schema(

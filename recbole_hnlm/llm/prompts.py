@@ -18,7 +18,10 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from recbole_hnlm.config_values import default_of
+
 Messages = list[dict[str, str]]
+ITEM_NOUN = default_of("item_noun")  # what the prompts call an item unless the dataset's yaml says
 PROMPT_NAMES = ("item_profile", "user_profile", "hard_negative", "hard_negatives_per_user")
 
 
@@ -29,7 +32,7 @@ def load_template(name: str) -> str:
     return resources.files("recbole_hnlm.llm").joinpath("prompts", f"{name}.txt").read_text("utf-8").strip()
 
 
-def system_prompt(name: str, item_noun: str = "item", **values: Any) -> str:
+def system_prompt(name: str, item_noun: str = ITEM_NOUN, **values: Any) -> str:
     return Template(load_template(name)).safe_substitute(item_noun=item_noun, **values)
 
 
@@ -115,7 +118,7 @@ def item_profile_user_message(item: ItemRecord, budget: PromptBudget) -> str:
     return head + "\nUSER FEEDBACK:\n[\n" + ",\n".join(kept) + "\n]"
 
 
-def item_profile_messages(item: ItemRecord, budget: PromptBudget, item_noun: str = "item") -> Messages:
+def item_profile_messages(item: ItemRecord, budget: PromptBudget, item_noun: str = ITEM_NOUN) -> Messages:
     return [
         {"role": "system", "content": system_prompt("item_profile", item_noun)},
         {"role": "user", "content": item_profile_user_message(item, budget)},
@@ -132,7 +135,7 @@ def _history_line(entry: HistoryEntry, budget: PromptBudget) -> str:
 
 
 def user_profile_user_message(
-    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item"
+    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = ITEM_NOUN
 ) -> str:
     """History in chronological order; the most recent entries that fit are kept, oldest dropped first."""
     head = f"INTERACTED {item_noun.upper()}S:"
@@ -142,7 +145,7 @@ def user_profile_user_message(
 
 
 def user_profile_messages(
-    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = "item"
+    history: Sequence[HistoryEntry], budget: PromptBudget, item_noun: str = ITEM_NOUN
 ) -> Messages:
     return [
         {"role": "system", "content": system_prompt("user_profile", item_noun)},
@@ -155,7 +158,7 @@ def hard_negative_messages(
     item: ItemRecord,
     item_profile: str | None,
     budget: PromptBudget,
-    item_noun: str = "item",
+    item_noun: str = ITEM_NOUN,
 ) -> Messages:
     info = {k: budget.truncate(v, budget.max_description_tokens) for k, v in item.info.items() if v}
     parts = [
@@ -171,7 +174,7 @@ def hard_negative_messages(
 
 
 def per_user_negative_messages(
-    user_profile: str, titles: Sequence[str], k: int, budget: PromptBudget, item_noun: str = "item"
+    user_profile: str, titles: Sequence[str], k: int, budget: PromptBudget, item_noun: str = ITEM_NOUN
 ) -> Messages:
     head = "USER PROFILE:\n" + budget.truncate(user_profile, budget.max_tokens // 2)
     lines = [_dumps(budget.truncate(t, budget.max_description_tokens)) for t in reversed(titles)]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_hnlm.config_values import config_value
+from recbole_hnlm.config_values import config_value, setting
 from recbole_hnlm.negatives.base import NegativeContext, Negatives, NegativeSampler
 
 
@@ -79,7 +79,7 @@ class DNSMNNegatives(NegativeSampler):
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__(config, dim)
-        self.top_n = int(config_value(config, "dnsmn_n", 2))
+        self.top_n = int(setting(config, "dnsmn_n"))
         if self.top_n < 1:
             raise ValueError(f"config key 'dnsmn_n' must be >= 1, got {self.top_n}")
 
@@ -98,6 +98,20 @@ class DNSMNNegatives(NegativeSampler):
         return Negatives(emb=rows(ctx.propagation.item, ids), ids=ids)
 
 
+def ahns_power(p: Any, key: str) -> int:
+    """``p + 1``, the exponent of AHNS's target, for an integer ``p`` (config key ``key``): ``s_pos + α`` can
+    be negative, and a negative base has no real non-integer power."""
+    if int(p) != p:
+        raise ValueError(f"config key {key!r} must be an integer (a negative base needs one), got {p!r}")
+    return int(p) + 1
+
+
+def ahns_target(pos_score: torch.Tensor, alpha: float, beta: float, power: int) -> torch.Tensor:
+    """AHNS's target hardness ``β·(s_pos + α)^(p+1)`` (``power`` from :func:`ahns_power`): the one formula
+    of the training sampler and of the supervision stage's ``ahns`` mining, each with its own keys."""
+    return beta * torch.pow(pos_score + alpha, power)
+
+
 class AHNSNegatives(NegativeSampler):
     """AHNS: the candidate whose score is closest to the target hardness ``β·(s(u,i⁺)+α)^(p+1)``."""
 
@@ -106,15 +120,12 @@ class AHNSNegatives(NegativeSampler):
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__(config, dim)
-        self.alpha = float(config_value(config, "ahns_alpha", 1.0))
-        self.beta = float(config_value(config, "ahns_beta", 0.1))
-        p = config_value(config, "ahns_p", -2)
-        if int(p) != p:
-            raise ValueError(f"config key 'ahns_p' must be an integer (a negative base needs one), got {p!r}")
-        self.power = int(p) + 1
+        self.alpha = float(setting(config, "ahns_alpha"))
+        self.beta = float(setting(config, "ahns_beta"))
+        self.power = ahns_power(setting(config, "ahns_p"), "ahns_p")
 
     def target(self, pos_score: torch.Tensor) -> torch.Tensor:
-        return self.beta * torch.pow(pos_score + self.alpha, self.power)
+        return ahns_target(pos_score, self.alpha, self.beta, self.power)
 
     def forward(self, ctx: NegativeContext) -> Negatives:
         cands = ctx.candidates()
@@ -204,8 +215,8 @@ class DENSNegatives(NegativeSampler):
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__(config, dim)
-        self.gamma = float(config_value(config, "dens_gamma", 0.3))
-        self.warmup = float(config_value(config, "dens_warmup", 100))
+        self.gamma = float(setting(config, "dens_gamma"))
+        self.warmup = float(setting(config, "dens_warmup"))
         if self.warmup <= 0:
             raise ValueError(f"config key 'dens_warmup' must be > 0, got {self.warmup}")
         widths = {int(config_value(config, "embedding_size", dim))}

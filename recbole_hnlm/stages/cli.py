@@ -64,8 +64,13 @@ def configure_profiles(parser: argparse.ArgumentParser) -> None:
 
 def configure_negatives(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--mode", choices=NEGATIVE_MODES, default="interaction")
-    parser.add_argument("--k", type=int, default=3, help="negatives per user in --mode user")
+    # unset flags read the config (prompt_negatives_mode, prompt_negatives_k), as the pipeline does
+    parser.add_argument(
+        "--mode", choices=NEGATIVE_MODES, default=None, help="default: config key prompt_negatives_mode"
+    )
+    parser.add_argument(
+        "--k", type=int, default=None, help="negatives per user in --mode user (default: prompt_negatives_k)"
+    )
 
 
 def configure_finetune(parser: argparse.ArgumentParser) -> None:

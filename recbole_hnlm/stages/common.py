@@ -12,12 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config_values import config_value, dataset_artifacts, settings_values
+from recbole_hnlm.config_values import config_value, dataset_artifacts, default_of, setting, settings_values
 from recbole_hnlm.io import fingerprint
-from recbole_hnlm.llm.backends import DEFAULT_BACKEND, ChatBackend, GenerationParams, make_backend
+from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
 from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
-from recbole_hnlm.llm.parsing import NEGATIVE_REASONING_CHARS, PROFILE_REASONING_CHARS, PROFILE_SUMMARY_CHARS
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget
 from recbole_hnlm.stages.cli import add_common_arguments  # noqa: F401  (the stages' shared flags)
 
@@ -36,30 +35,31 @@ def shaping_settings(settings: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class LLMSettings:
-    """LLM stage settings; config keys are the field names, CLI flags override them."""
+    """LLM stage settings; config keys are the field names (defaults: ``properties/overall.yaml``), CLI
+    flags override them."""
 
-    llm_backend: str = DEFAULT_BACKEND
-    llm_model: str | None = None
-    llm_base_url: str | None = None
-    llm_api_key_env: str | None = None
-    llm_concurrency: int = 4
-    llm_timeout: float = 300.0
-    llm_retries: int = 4
-    llm_max_tokens: int = 512
-    llm_temperature: float = 0.0
-    llm_seed: int = 0
-    llm_max_repairs: int = 2
-    llm_retry_failed: bool = True
-    profile_summary_chars: int = PROFILE_SUMMARY_CHARS
-    profile_reasoning_chars: int = PROFILE_REASONING_CHARS
-    negative_reasoning_chars: int = NEGATIVE_REASONING_CHARS
-    prompt_max_tokens: int = 1500
-    item_noun: str = "item"
-    embedder: str = DEFAULT_EMBEDDER
-    embedder_model: str | None = None
-    embedder_base_url: str | None = None
-    embedder_batch_size: int = 64
-    embedder_api_key_env: str | None = None
+    llm_backend: str = default_of("llm_backend")
+    llm_model: str | None = default_of("llm_model")
+    llm_base_url: str | None = default_of("llm_base_url")
+    llm_api_key_env: str | None = default_of("llm_api_key_env")
+    llm_concurrency: int = default_of("llm_concurrency")
+    llm_timeout: float = default_of("llm_timeout")
+    llm_retries: int = default_of("llm_retries")
+    llm_max_tokens: int = default_of("llm_max_tokens")
+    llm_temperature: float = default_of("llm_temperature")
+    llm_seed: int = default_of("llm_seed")
+    llm_max_repairs: int = default_of("llm_max_repairs")
+    llm_retry_failed: bool = default_of("llm_retry_failed")
+    profile_summary_chars: int = default_of("profile_summary_chars")
+    profile_reasoning_chars: int = default_of("profile_reasoning_chars")
+    negative_reasoning_chars: int = default_of("negative_reasoning_chars")
+    prompt_max_tokens: int = default_of("prompt_max_tokens")
+    item_noun: str = default_of("item_noun")
+    embedder: str = default_of("embedder")
+    embedder_model: str | None = default_of("embedder_model")
+    embedder_base_url: str | None = default_of("embedder_base_url")
+    embedder_batch_size: int = default_of("embedder_batch_size")
+    embedder_api_key_env: str | None = default_of("embedder_api_key_env")
 
     @classmethod
     def resolve(cls, config: Mapping[str, Any] | Any, args: argparse.Namespace | None = None) -> LLMSettings:
@@ -187,7 +187,7 @@ def training_view(config: Any, split: Any = None) -> TrainingView:
     texts = load_item_text(folder, name, list(text_fields), iid)
     known = [str(t) for t in full.field2id_token[iid][1:]]  # [PAD] is id 0
     pairs = set(zip(users.tolist(), items.tolist()))
-    all_reviews = load_reviews(folder, name, config_value(config, "review_field", "review"), uid, iid)
+    all_reviews = load_reviews(folder, name, setting(config, "review_field"), uid, iid)
     reviews = {pair: text for pair, text in all_reviews.items() if pair in pairs}
     per_item: dict[str, list[str]] = {}
     for (_user, item), text in sorted(reviews.items()):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config_values import config_value, settings_values
+from recbole_hnlm.config_values import RECBOLE_SEED, config_value, default_of, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import artefact_lock, atomic_directory, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import (
@@ -47,22 +47,22 @@ EMBEDDER_DIR = "embedder"
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Config keys (the field names) of the fine-tuning stage."""
+    """Config keys (the field names; defaults: ``properties/overall.yaml``) of the fine-tuning stage."""
 
-    hnlm_embedder_model: str = "all-MiniLM-L6-v2"
-    hnlm_ft_epochs: int = 1
-    hnlm_ft_batch_size: int = 16
-    hnlm_ft_lr: float = 5e-4
-    hnlm_ft_weight_decay: float = 0.0
-    hnlm_ft_tau: float = 0.05
-    hnlm_ft_save_steps: int = 50
-    hnlm_ft_eval_fraction: float = 0.05
-    hnlm_lora_r: int = 8
-    hnlm_lora_alpha: int = 16
-    hnlm_lora_dropout: float = 0.05
-    hnlm_query_max_len: int = 64
-    hnlm_passage_max_len: int = 32
-    seed: int = 2020
+    hnlm_embedder_model: str = default_of("hnlm_embedder_model")
+    hnlm_ft_epochs: int = default_of("hnlm_ft_epochs")
+    hnlm_ft_batch_size: int = default_of("hnlm_ft_batch_size")
+    hnlm_ft_lr: float = default_of("hnlm_ft_lr")
+    hnlm_ft_weight_decay: float = default_of("hnlm_ft_weight_decay")
+    hnlm_ft_tau: float = default_of("hnlm_ft_tau")
+    hnlm_ft_save_steps: int = default_of("hnlm_ft_save_steps")
+    hnlm_ft_eval_fraction: float = default_of("hnlm_ft_eval_fraction")
+    hnlm_lora_r: int = default_of("hnlm_lora_r")
+    hnlm_lora_alpha: int = default_of("hnlm_lora_alpha")
+    hnlm_lora_dropout: float = default_of("hnlm_lora_dropout")
+    hnlm_query_max_len: int = default_of("hnlm_query_max_len")
+    hnlm_passage_max_len: int = default_of("hnlm_passage_max_len")
+    seed: int = RECBOLE_SEED
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> FinetuneSettings:

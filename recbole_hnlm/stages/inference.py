@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from recbole_hnlm.config_values import config_value
+from recbole_hnlm.config_values import setting
 from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
@@ -85,8 +85,8 @@ def infer_store(
     adapter_dir = Path(adapter_dir)
     info = read_adapter_info(adapter_dir)
     view = view if view is not None else training_view(config)
-    batch_size = int(batch_size or config_value(config, "hnlm_infer_batch_size", 64))
-    chunk_size = int(chunk_size or config_value(config, "hnlm_infer_chunk", 4096))
+    batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
+    chunk_size = int(chunk_size or setting(config, "hnlm_infer_chunk"))
     trained_text = {k: v for k, v in (info.get("supervision_settings") or {}).items() if k in TEXT_KEYS}
     text_settings = SupervisionSettings.resolve(config, trained_text)
     builder = QueryBuilder.build(view, root / "profiles", text_settings)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from recbole_hnlm.config_values import default_of, setting
 from recbole_hnlm.io import atomic_write_json, atomic_write_text, config_fingerprint
 from recbole_hnlm.llm.backends import ChatBackend
 from recbole_hnlm.llm.cache import RequestCache
@@ -173,8 +174,8 @@ def generate_negatives(
     settings: LLMSettings,
     root: Path,
     *,
-    mode: str = "interaction",
-    k: int = 3,
+    mode: str = default_of("prompt_negatives_mode"),
+    k: int = default_of("prompt_negatives_k"),
     progress: bool = True,
 ) -> dict[str, Any]:
     if mode not in MODES:
@@ -220,6 +221,14 @@ def generate_negatives(
     return summary
 
 
+def mode_and_k(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    """``--mode`` and ``--k``, or where unset the config's ``prompt_negatives_mode`` / ``prompt_negatives_k``:
+    the stage command builds the store the pipeline would build from the same config."""
+    mode = args.mode if args.mode is not None else setting(config, "prompt_negatives_mode")
+    k = args.k if args.k is not None else int(setting(config, "prompt_negatives_k"))
+    return {"mode": mode, "k": k}
+
+
 def run(args: argparse.Namespace) -> int:
     from recbole_hnlm.stages.common import load_training_view
 
@@ -234,8 +243,7 @@ def run(args: argparse.Namespace) -> int:
             settings.make_embedder(),
             settings,
             root,
-            mode=args.mode,
-            k=args.k,
+            **mode_and_k(args, view.config),
             progress=not args.no_progress,
         )
     finally:

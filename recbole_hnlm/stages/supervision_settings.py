@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from recbole_hnlm.config_values import config_value, settings_values
+from recbole_hnlm.config_values import RECBOLE_SEED, config_value, default_of, settings_values
 from recbole_hnlm.data.splits import split_seed
 
 SELECTIONS = ("dns", "dns-ui", "ahns")
@@ -15,23 +15,25 @@ SELECTIONS = ("dns", "dns-ui", "ahns")
 
 @dataclass(frozen=True)
 class SupervisionSettings:
-    """Config keys (the field names) that shape the fine-tuning set."""
+    """Config keys (the field names; defaults: ``properties/overall.yaml``) that shape the fine-tuning set.
 
-    hnlm_cf_model: str = "LightGCN"
-    hnlm_cf_epochs: int = 20
-    hnlm_cf_checkpoint: str | None = None
-    hnlm_sup_size: int | None = None
-    hnlm_sup_per_user: int = 1
-    hnlm_sup_candidates: int = 32
-    hnlm_sup_selection: str = "dns-ui"
-    hnlm_ahns_alpha: float = 0.0
-    hnlm_ahns_beta: float = 1.0
-    hnlm_ahns_p: float = 0.0
-    hnlm_use_profiles: bool = False
-    hnlm_query_cf_dims: int = 0
-    hnlm_query_user_words: int = 24
-    hnlm_item_profile_words: int = 16
-    seed: int = 2020
+    ``seed`` is RecBole's key, with RecBole's default; :meth:`resolve` sets it to the split's seed."""
+
+    hnlm_cf_model: str = default_of("hnlm_cf_model")
+    hnlm_cf_epochs: int = default_of("hnlm_cf_epochs")
+    hnlm_cf_checkpoint: str | None = default_of("hnlm_cf_checkpoint")
+    hnlm_sup_size: int | None = default_of("hnlm_sup_size")
+    hnlm_sup_per_user: int = default_of("hnlm_sup_per_user")
+    hnlm_sup_candidates: int = default_of("hnlm_sup_candidates")
+    hnlm_sup_selection: str = default_of("hnlm_sup_selection")
+    hnlm_ahns_alpha: float = default_of("hnlm_ahns_alpha")
+    hnlm_ahns_beta: float = default_of("hnlm_ahns_beta")
+    hnlm_ahns_p: float = default_of("hnlm_ahns_p")
+    hnlm_use_profiles: bool = default_of("hnlm_use_profiles")
+    hnlm_query_cf_dims: int = default_of("hnlm_query_cf_dims")
+    hnlm_query_user_words: int = default_of("hnlm_query_user_words")
+    hnlm_item_profile_words: int = default_of("hnlm_item_profile_words")
+    seed: int = RECBOLE_SEED
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> SupervisionSettings:

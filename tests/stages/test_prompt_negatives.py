@@ -120,3 +120,19 @@ def test_template_echoes_never_become_negatives(small_view, tmp_path):
         "template_echo_names": 2 * len(echoed) + len(small_view.histories) - len(echoed),
     }
     assert len(rows) == sum(len(set(items)) for items in small_view.histories.values()) - lost
+
+
+def test_the_command_reads_mode_and_k_from_the_config_unless_given():
+    import argparse
+
+    from recbole_hnlm.stages.cli import configure_negatives
+    from recbole_hnlm.stages.prompt_negatives import mode_and_k
+
+    parser = argparse.ArgumentParser()
+    configure_negatives(parser)
+    unset = parser.parse_args([])
+    assert mode_and_k(unset, {}) == {"mode": "interaction", "k": 3}  # overall.yaml's defaults
+    config = {"prompt_negatives_mode": "user", "prompt_negatives_k": 5}
+    assert mode_and_k(unset, config) == {"mode": "user", "k": 5}
+    given = parser.parse_args(["--mode", "interaction", "--k", "2"])
+    assert mode_and_k(given, config) == {"mode": "interaction", "k": 2}
