@@ -20,6 +20,7 @@ import torch
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_write_json, fingerprint
+from recbole_hnlm.negatives.hard import ahns_power, ahns_target
 from recbole_hnlm.stages.supervision_settings import SupervisionSettings
 
 CF_DIR = "supervision_cf"
@@ -130,11 +131,12 @@ def select_negatives(
     pos_scores: torch.Tensor, cand_scores: torch.Tensor, settings: SupervisionSettings
 ) -> torch.Tensor:
     """Column of the chosen candidate per row: top-scored (DNS; for dns-ui the scores are already
-    conditioned on the positive), or AHNS-style adaptive hardness."""
+    conditioned on the positive), or AHNS's adaptive hardness: the training sampler's own target formula
+    (:func:`~recbole_hnlm.negatives.hard.ahns_target`) with the ``hnlm_ahns_*`` keys."""
     if settings.hnlm_sup_selection in ("dns", "dns-ui"):
         return cand_scores.argmax(dim=1)
-    base = pos_scores + settings.hnlm_ahns_alpha
-    target = settings.hnlm_ahns_beta * base.sign() * base.abs().pow(settings.hnlm_ahns_p + 1)
+    power = ahns_power(settings.hnlm_ahns_p, "hnlm_ahns_p")
+    target = ahns_target(pos_scores, settings.hnlm_ahns_alpha, settings.hnlm_ahns_beta, power)
     return (cand_scores - target[:, None]).abs().argmin(dim=1)
 
 

@@ -49,6 +49,10 @@ class SupervisionSettings:
                 f"config key 'hnlm_sup_selection' must be one of {SELECTIONS}, "
                 f"got {settings.hnlm_sup_selection!r}"
             )
+        if settings.hnlm_sup_selection == "ahns":
+            from recbole_hnlm.negatives.hard import ahns_power
+
+            ahns_power(settings.hnlm_ahns_p, "hnlm_ahns_p")  # a bad p fails here, not after the CF training
         return settings
 
     def as_dict(self) -> dict[str, Any]:

@@ -44,6 +44,24 @@ def test_dns_picks_top_scored_and_ahns_picks_adaptive_target():
         SupervisionSettings.resolve({"hnlm_sup_selection": "random"})
 
 
+def test_ahns_mining_is_the_training_samplers_formula_with_its_own_keys():
+    from recbole_hnlm.negatives.hard import ahns_target
+
+    cand = torch.tensor([[0.1, 0.9, 0.5, 2.0], [2.0, -1.0, 0.3, 0.6]])
+    pos = torch.tensor([-0.9, 0.2])
+    ahns = SupervisionSettings(
+        hnlm_sup_selection="ahns", hnlm_ahns_alpha=1.0, hnlm_ahns_beta=2.0, hnlm_ahns_p=1.0
+    )
+    target = ahns_target(pos, 1.0, 2.0, 2)  # 2 * (s_pos + 1)^2 = [0.02, 2.88]
+    assert (
+        select_negatives(pos, cand, ahns).tolist()
+        == (cand - target[:, None]).abs().argmin(1).tolist()
+        == [0, 0]
+    )
+    with pytest.raises(ValueError, match="'hnlm_ahns_p' must be an integer"):
+        SupervisionSettings.resolve({"hnlm_sup_selection": "ahns", "hnlm_ahns_p": 0.5})
+
+
 def _view() -> TrainingView:
     items = {t: ItemRecord(t, {"title": f"Film {t}", "genre": "Drama"}) for t in ("1", "2", "3")}
     return TrainingView("toy", "fp", items, {"u1": ["1", "2"], "u2": ["3"]}, {}, None)
