@@ -13,6 +13,10 @@ Each fix names the failure it prevents (see the project notes, ``recbole.md`` §
   else (``os.system``, ``subprocess``, ``builtins.eval``, ...) is refused, naming the file and the global.
   ``torch.load`` itself is left alone; only RecBole's own call sites (the trainer's resume and
   best-model reload, ``load_data_and_model``, the pretrained-model loads of a few stock models) use it.
+* E8 - RecBole's ``sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)`` when
+  it is imported, and the E4 patch imports that package (for S3Rec's checkpoint load): anomaly mode then
+  checked every backward of every model in the process, ~1.8x a LightGCN epoch on toys and no change to
+  any result. The patch restores the anomaly state the process had before.
 
 ``apply()`` is idempotent and runs on ``import recbole_hnlm``. Ray workers and DDP children import the
 package too, so they get the same fixes.
@@ -214,10 +218,12 @@ def _patch_recbole_checkpoint_loads() -> None:
     import torch
 
     readers = _CheckpointTorch(torch)
+    anomaly = torch.is_anomaly_enabled()  # E8: s3rec's package imports sine.py, which switches it on
     for name in _RECBOLE_CHECKPOINT_READERS:
         module = importlib.import_module(name)
         if getattr(module, "torch", None) is torch:
             module.torch = readers
+    torch.autograd.set_detect_anomaly(anomaly)
     recbole.quick_start.load_data_and_model = recbole_load_data_and_model
     recbole.quick_start.quick_start.load_data_and_model = recbole_load_data_and_model
 

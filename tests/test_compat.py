@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import recbole_hnlm  # noqa: F401  (the compat shims)
+import recbole_hnlm  # the compat shims
 from recbole_hnlm.compat import CheckpointRefusedError, load_checkpoint
 from tests.conftest import FAST
 
@@ -140,3 +140,19 @@ def test_trained_checkpoints_reload_through_every_loader(in_tmp, crafted):
     with pytest.raises(CheckpointRefusedError):
         trainer.resume_checkpoint(str(path))
     assert not marker.exists()
+
+
+def test_the_plugin_leaves_autograd_anomaly_mode_as_it_found_it():
+    """RecBole's sine.py switches anomaly mode on when imported (E8), and the checkpoint shim imports it."""
+    import subprocess
+    import sys
+
+    recbole_hnlm.bootstrap()
+    assert "recbole.model.sequential_recommender.sine" in sys.modules
+    assert not torch.is_anomaly_enabled()
+    script = (
+        "import torch; torch.autograd.set_detect_anomaly(True); import recbole_hnlm; "
+        "recbole_hnlm.bootstrap(); print(torch.is_anomaly_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True"  # a user's own setting is kept
