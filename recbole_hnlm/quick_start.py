@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from logging import getLogger
 from pathlib import Path
@@ -57,6 +58,52 @@ def ensure_store(sampler: str, config: HNLMConfig) -> Path:
     from recbole_hnlm.pipeline import ensure_hnlm_store, ensure_prompt_store
 
     return ensure_hnlm_store(config) if sampler == "hnlm" else ensure_prompt_store(config)
+
+
+@dataclass
+class RunConfig:
+    """A built run: its config, the overrides that rebuild it (what DDP ranks and Ray trials receive: they
+    build their own config), and its store as given or as the pipeline returned it (None: no store)."""
+
+    config: HNLMConfig
+    overrides: dict[str, Any]
+    store: str | None = None
+
+
+def build_run_config(
+    model_name: str,
+    dataset: str,
+    sampler: str,
+    negatives: str | None = None,
+    config_files: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The one way ``train``, ``tune`` and the bench build a run.
+
+    ``sampler`` and ``negatives`` become config entries (:func:`sampler_overrides`) over ``overrides``.
+    Then what the method reads and nobody gave is made (each pipeline step reuses its cache) and the config
+    is rebuilt with it: a store method's store, a text sampler's item vectors (and, for ``semdns_query:
+    store``, its store); an alignment's profile embeddings go to the default folder it reads.
+    """
+    merged = {**(overrides or {}), **sampler_overrides(sampler, negatives)}
+    config = make_config(model_name, dataset, config_files, merged)
+    store = negatives
+    if methods.kind_of(sampler) == methods.STORE and not negatives:
+        store = str(ensure_store(sampler, config))
+        merged.update(sampler_overrides(sampler, store))
+        config = make_config(model_name, dataset, config_files, merged)
+    if sampler_class(config["neg_sampler"]).needs_item_vectors:
+        from recbole_hnlm.pipeline import text_sampler_inputs
+
+        made = text_sampler_inputs(config)  # item vectors (and a store for semdns_query: store)
+        if made:
+            merged.update(made)
+            config = make_config(model_name, dataset, config_files, merged)
+    if methods.kind_of(sampler) == methods.ALIGNMENT and not config["profile_embeddings"]:
+        from recbole_hnlm.pipeline import ensure_profile_embeddings
+
+        ensure_profile_embeddings(config)  # the default folder the alignment reads
+    return RunConfig(config, merged, store)
 
 
 def _run_dir(config: HNLMConfig, sampler: str) -> Path:
@@ -131,22 +178,8 @@ def run_hnlm(
     """
     install()
     model_name = resolve_model_name(model)
-    merged = {**(config_dict or {}), **sampler_overrides(sampler, negatives)}
-    config = make_config(model_name, dataset, config_file_list, merged)
-    if methods.kind_of(sampler) == methods.STORE and not negatives:
-        merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
-        config = make_config(model_name, dataset, config_file_list, merged)
-    if sampler_class(config["neg_sampler"]).needs_item_vectors:
-        from recbole_hnlm.pipeline import text_sampler_inputs
-
-        made = text_sampler_inputs(config)  # item vectors (and a store for semdns_query: store)
-        if made:
-            merged.update(made)
-            config = make_config(model_name, dataset, config_file_list, merged)
-    if methods.kind_of(sampler) == methods.ALIGNMENT and not config["profile_embeddings"]:
-        from recbole_hnlm.pipeline import ensure_profile_embeddings
-
-        ensure_profile_embeddings(config)  # the default folder the alignment reads
+    run = build_run_config(model_name, dataset, sampler, negatives, config_file_list, config_dict)
+    config, merged = run.config, run.overrides
     run_dir = _run_dir(config, sampler)
     config["checkpoint_dir"] = str(run_dir)
     if ddp is not None and ddp.enabled:

@@ -11,13 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import recbole_hnlm  # noqa: F401  (compat shims + model registry: also in every Ray worker running a trial)
-from recbole_hnlm import methods
-from recbole_hnlm.config import make_config
-from recbole_hnlm.quick_start import (
-    _plain,
-    ensure_store,
-    sampler_overrides,
-)
+from recbole_hnlm.quick_start import _plain, build_run_config
 from recbole_hnlm.registry import resolve_model_name
 from recbole_hnlm.tune_cli import (
     TOOLS,
@@ -97,13 +91,10 @@ def prepare_job(
     params_path = resolve_params_file(params_file)
     specs = parse_params_file(params_path)
     sampler = sampler or ("hnlm" if negatives else "rns")
-    merged = {**(overrides or {}), **sampler_overrides(sampler, negatives)}
     files = [str(Path(f).resolve()) for f in (config_files or [])]
-    with _keep_env("CUDA_VISIBLE_DEVICES"):
-        config = make_config(model_name, dataset, files or None, merged)
-        if methods.kind_of(sampler) == methods.STORE and not negatives:  # as `train`: build the store once
-            merged.update(sampler_overrides(sampler, str(ensure_store(sampler, config))))
-            config = make_config(model_name, dataset, files or None, merged)
+    with _keep_env("CUDA_VISIBLE_DEVICES"):  # as `train`: the store (or other input) is built once, here
+        run = build_run_config(model_name, dataset, sampler, negatives, files or None, overrides)
+    config, merged = run.config, run.overrides
     unknown = [s.name for s in specs if s.name not in config.final_config_dict]
     if unknown:
         raise ParamsFileError(

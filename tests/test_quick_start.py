@@ -87,3 +87,24 @@ def test_a_failed_run_leaves_no_run_folder(toys_slice, in_tmp, monkeypatch):
         run_hnlm("LightGCN", toys_slice["dataset"], "rns", config_dict={**FAST, **toys_slice["config"]})
     runs = in_tmp / "runs"
     assert not runs.exists() or list(runs.rglob("*")) == []
+
+
+def test_one_build_serves_train_tune_and_the_bench(in_tmp, monkeypatch):
+    """build_run_config: the method's entries over the overrides, a missing store built once and read into
+    the config, its path kept as the pipeline returned it (the bench keys its cells on it)."""
+    import recbole_hnlm.pipeline as pipeline
+    from recbole_hnlm.quick_start import build_run_config
+
+    built = []
+
+    def fake_store(config):
+        built.append(config["semantic_alpha"])
+        return Path("artifacts") / config["dataset"] / "negatives" / "hnlm"
+
+    monkeypatch.setattr(pipeline, "ensure_hnlm_store", fake_store)
+    run = build_run_config("HNLMBPR", "ml-100k", "hnlm", overrides={"semantic_alpha": 0.3})
+    assert built == [0.3] and run.store == str(Path("artifacts/ml-100k/negatives/hnlm"))
+    assert run.config["semantic_negatives"] == str((in_tmp / run.store).resolve())
+    assert run.overrides == {"semantic_alpha": 0.3, "semantic_negatives": run.config["semantic_negatives"]}
+    hard = build_run_config("HNLMBPR", "ml-100k", "dns", negatives="given")
+    assert built == [0.3] and hard.store == "given" and hard.config["neg_sampler"] == "dns"

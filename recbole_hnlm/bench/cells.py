@@ -83,31 +83,28 @@ class StoreResolver:
         return self.cache[(arm.label, split)]
 
     def _build(self, arm: Arm, model: str, seed: int) -> Path:
-        try:
-            from recbole_hnlm import pipeline
-        except ImportError:  # pragma: no cover - the pipeline module is optional
-            raise ValueError(
-                f"--samplers {arm.label}: pass its store with --negatives {arm.label}=PATH "
-                "(recbole_hnlm.pipeline, which builds stores, is not available)"
-            ) from None
-        from recbole_hnlm.config import make_config
+        """The store of ``arm``'s cells on the split of ``seed``, built as ``train`` builds one
+        (:func:`~recbole_hnlm.quick_start.build_run_config`)."""
+        from recbole_hnlm.quick_start import build_run_config
         from recbole_hnlm.registry import resolve_model_name
-        from recbole_hnlm.stages.common import artifact_dir
 
+        model_name, dataset = resolve_model_name(model), self.settings.dataset
+        files = self.settings.config_files
         overrides = self.settings.cell_config(seed, arm.label)
-        config = make_config(
-            resolve_model_name(model), self.settings.dataset, self.settings.config_files, overrides
-        )
         source = arm.source_dataset
         if source:
             if arm.sampler != "hnlm":
                 raise ValueError(
                     f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm sampler"
                 )
-            embedder = artifact_dir(config).parent / source / "embedder"
-            config["hnlm_embedder"] = str(embedder)
-        build = pipeline.ensure_hnlm_store if arm.sampler == "hnlm" else pipeline.ensure_prompt_store
-        return build(config)
+            from recbole_hnlm.config import make_config
+            from recbole_hnlm.stages.common import artifact_dir
+
+            # the source dataset's adapter, beside this dataset's artefacts (a config says where they are)
+            root = artifact_dir(make_config(model_name, dataset, files, overrides)).parent
+            overrides["hnlm_embedder"] = str(root / source / "embedder")
+        # the path as the pipeline returns it (relative to the working folder): it is part of the cell keys
+        return Path(build_run_config(model_name, dataset, arm.sampler, None, files, overrides).store)
 
 
 def _file_digest(path: Path) -> str | None:
