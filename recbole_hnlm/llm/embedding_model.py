@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_hnlm.llm.cpu_runtime import inference_model
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -212,6 +214,11 @@ class EmbeddingModel(nn.Module):
         model, tokenizer = load_base(spec.base_model, spec.kind)
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
         return cls(spec, peft_model.train(trainable) if trainable else peft_model.eval(), tokenizer)
+
+    def for_inference(self, *, int8: bool = False) -> EmbeddingModel:
+        """This embedder for inference only: the LoRA weights merged into the base model (one matmul per
+        projection instead of three) and, with ``int8``, its Linear layers quantised. Consumes ``self``."""
+        return EmbeddingModel(self.spec, inference_model(self.model, int8=int8), self.tokenizer)
 
     def save(self, folder: str | Path, *, info: dict[str, Any] | None = None) -> None:
         """Adapter weights (peft format) and ``embedder.json``: the spec plus ``info``."""

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from recbole_hnlm.config_values import setting
 from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
+from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_threads
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
 from recbole_hnlm.stages.common import training_view
@@ -93,6 +94,8 @@ def infer_store(
     if text_settings.hnlm_query_cf_dims > 0:
         builder.attach_cf(root / "supervision", text_settings.hnlm_query_cf_dims)
     out = out or root / "negatives" / store_name(info, view.dataset)
+    # int8 changes the vectors (slightly), so it is part of the store's identity; threads are not
+    int8 = infer_int8(config)
     key = fingerprint(
         [
             view.dataset_fingerprint,
@@ -100,6 +103,7 @@ def infer_store(
             info.get("spec"),
             {k: getattr(text_settings, k) for k in TEXT_KEYS},
             builder.profiles_fingerprint,
+            *([{"int8": True}] if int8 else []),  # fp32 stores keep the fingerprint they had
         ]
     )
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
@@ -112,7 +116,7 @@ def infer_store(
         check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
         start = time.perf_counter()
         users, items = training_pairs(view)
-        model = EmbeddingModel.load(adapter_dir)
+        model = EmbeddingModel.load(adapter_dir).for_inference(int8=int8)
         rows = model.tokenize([builder.query(u, i) for u, i in zip(users, items)], "query")
         order = np.argsort([len(r) for r in rows], kind="stable")
         chunks = [order[s : s + chunk_size] for s in range(0, len(order), chunk_size)]
@@ -140,16 +144,18 @@ def infer_store(
         )
         written = 0
         try:
-            for c, index in enumerate(chunks):
-                if chunk_file(c).is_file():
-                    continue
-                vectors = model.embed_ids(
-                    [rows[k] for k in index], batch_size=batch_size, progress=bar.update
-                )
-                _save_npy(chunk_file(c), vectors.astype(np.float32))
-                written += 1
-                if fail_after_chunks is not None and written >= fail_after_chunks:
-                    raise InterruptedForTest(f"stopped after {written} chunks (fail_after_chunks)")
+            # threads follow the CPUs this process may use (or hnlm_infer_threads); restored for training
+            with embedding_threads(infer_threads(config)):
+                for c, index in enumerate(chunks):
+                    if chunk_file(c).is_file():
+                        continue
+                    vectors = model.embed_ids(
+                        [rows[k] for k in index], batch_size=batch_size, progress=bar.update
+                    )
+                    _save_npy(chunk_file(c), vectors.astype(np.float32))
+                    written += 1
+                    if fail_after_chunks is not None and written >= fail_after_chunks:
+                        raise InterruptedForTest(f"stopped after {written} chunks (fail_after_chunks)")
         finally:
             bar.close()
         matrix = np.zeros((len(rows), model.dim), dtype=np.float32)

@@ -182,3 +182,23 @@ def test_a_second_run_building_the_same_store_waits_then_reuses_it(tmp_path, ada
     assert results["first"] == results["second"]
     assert not results["first"].with_name(results["first"].name + ".chunks").exists()
     assert len(SemanticNegativeStore(results["first"])) == len(training_pairs(view)[0])
+
+
+def test_int8_is_its_own_store_and_threads_are_restored(tmp_path, adapter, monkeypatch):
+    from recbole_hnlm.llm import cpu_runtime
+
+    seen = []
+    monkeypatch.setattr(cpu_runtime, "usable_cpus", lambda: 3)  # the affinity, when no count is set
+    real = cpu_runtime.torch.set_num_threads
+    monkeypatch.setattr(cpu_runtime.torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    view, before = fake_view(), torch.get_num_threads()
+    fp32 = SemanticNegativeStore(
+        infer_store({"hnlm_use_profiles": False}, tmp_path, adapter, view=view, progress=False)
+    )
+    assert seen[0] == 3 and torch.get_num_threads() == before
+    config = {"hnlm_use_profiles": False, "hnlm_infer_int8": True, "hnlm_infer_threads": 1}
+    int8 = SemanticNegativeStore(infer_store(config, tmp_path, adapter, view=view, progress=False))
+    assert seen[2] == 1 and torch.get_num_threads() == before
+    assert int8.meta.details["fingerprint"] != fp32.meta.details["fingerprint"]  # rebuilt, not reused
+    a, b = np.asarray(fp32.vectors, dtype=np.float32), np.asarray(int8.vectors, dtype=np.float32)
+    assert a.shape == b.shape and not np.array_equal(a, b)
