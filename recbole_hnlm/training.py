@@ -13,13 +13,12 @@ from logging import getLogger
 from pathlib import Path
 from typing import Any
 
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
 from recbole_hnlm import compat
 from recbole_hnlm.config import HNLMConfig
-from recbole_hnlm.data.datasets import check_dataset_files
-from recbole_hnlm.data.splits import split_seed
+from recbole_hnlm.data.splits import split_dataset
 from recbole_hnlm.ddp import barrier, share_checkpoint_path
 from recbole_hnlm.run_logging import init_run_logger
 
@@ -29,9 +28,7 @@ compat.apply()
 def split_data(config: HNLMConfig) -> tuple[Any, Any, Any, Any]:
     """``(dataset, train, valid, test)`` loaders, split under ``split_seed``: training and reloading a
     checkpoint share this, so a reloaded model is always evaluated on the split it was trained on."""
-    check_dataset_files(config["dataset"], config["data_path"], config)
-    init_seed(split_seed(config), config["reproducibility"])
-    dataset = create_dataset(config)
+    dataset = split_dataset(config)
     return (dataset, *data_preparation(config, dataset))
 
 

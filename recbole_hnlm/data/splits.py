@@ -35,10 +35,18 @@ def split_seed(config: Any) -> int:
     return int(config_value(config, "seed", RECBOLE_SEED) if value is None else value)
 
 
-def load_split(config: Any) -> Split:
+def split_dataset(config: Any) -> Any:
+    """The dataset of ``config``, its files checked, with the random state seeded by ``split_seed``: the
+    one start of every split (:func:`load_split` here, ``training.split_data`` for training, reloading a
+    checkpoint and the supervision stage's CF model), whose ``build`` then draws the same split."""
     check_dataset_files(config["dataset"], config["data_path"], config)
     init_seed(split_seed(config), config["reproducibility"])
-    dataset = create_dataset(config)
+    return create_dataset(config)
+
+
+def load_split(config: Any) -> Split:
+    """The split as datasets (the LLM stages read its interactions); training wants dataloaders of it."""
+    dataset = split_dataset(config)
     train, valid, test = dataset.build()
     return Split(dataset, train, valid, test)
 

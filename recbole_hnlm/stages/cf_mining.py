@@ -53,16 +53,14 @@ def cf_config(config: Any, settings: SupervisionSettings, checkpoint_dir: Path) 
 
 def train_cf(config: Any, settings: SupervisionSettings, root: Path, *, progress: bool = True) -> tuple:
     """(model, dataset, train split, checkpoint info) of the CF backbone: cached, loaded or trained."""
-    from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
     from recbole_hnlm.data.fingerprint import dataset_fingerprint
+    from recbole_hnlm.training import split_data
 
     cache = root / CF_DIR
     cfg = cf_config(config, settings, cache / "tmp")
-    init_seed(split_seed(cfg), cfg["reproducibility"])
-    dataset = create_dataset(cfg)
-    train_data, valid_data, _test_data = data_preparation(cfg, dataset)
+    dataset, train_data, valid_data, _test_data = split_data(cfg)  # the run's split, drawn as training does
     init_seed(cfg["seed"], cfg["reproducibility"])
     model = get_model(cfg["model"])(cfg, train_data._dataset).to(cfg["device"])
     key = {
