@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -13,7 +15,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+Writer = TypeVar("Writer", bound=Callable[..., Any])
 
 
 def fingerprint(obj: Any) -> str:
@@ -155,6 +159,24 @@ def artefact_lock(path: str | os.PathLike) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock_path)  # still held: a waiter on this file sees it is gone and retries
         lock.release()
+
+
+def under_artefact_lock(path_of: Callable[..., str | os.PathLike]) -> Callable[[Writer], Writer]:
+    """Run the decorated artefact writer holding :func:`artefact_lock` on ``path_of(**arguments)``, the
+    call's arguments by name (``lambda out_dir, **_: out_dir``): a concurrent call waits, then finds the
+    artefact built. One decorator instead of a locked twin of each writer that repeats its signature."""
+
+    def decorate(writer: Writer) -> Writer:
+        signature = inspect.signature(writer)
+
+        @functools.wraps(writer)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with artefact_lock(path_of(**signature.bind(*args, **kwargs).arguments)):
+                return writer(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
 
 
 class ForeignPathError(FileExistsError):

@@ -238,3 +238,21 @@ def test_atomic_directory_holds_the_lock_while_writing(tmp_path):
         assert seen == []  # another writer of the same artefact waits until this one has replaced it
     other.join(10)
     assert seen == [True]
+
+
+def test_a_writer_under_the_lock_holds_it_on_the_path_its_arguments_name(tmp_path):
+    """under_artefact_lock: the lock of path_of(arguments by name), however the writer was called."""
+    from recbole_hnlm.io import lock_file, under_artefact_lock
+
+    seen = []
+
+    @under_artefact_lock(lambda root, **_: tmp_path / root / "store")
+    def write(config, root, *, force=False):
+        """Writes the store."""
+        seen.append((config, root, force, lock_file(tmp_path / root / "store").is_file()))
+        return root
+
+    assert write("c", "a") == "a" and write("c", root="b", force=True) == "b"
+    assert seen == [("c", "a", False, True), ("c", "b", True, True)]  # held while writing
+    assert not lock_file(tmp_path / "a" / "store").exists()  # released after
+    assert write.__name__ == "write" and write.__doc__ == "Writes the store."

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from recbole_hnlm.config_values import RECBOLE_SEED, config_value, default_of, settings_values
 from recbole_hnlm.data.splits import split_seed
-from recbole_hnlm.io import artefact_lock, atomic_directory, check_replaceable, fingerprint
+from recbole_hnlm.io import atomic_directory, check_replaceable, fingerprint, under_artefact_lock
 from recbole_hnlm.llm.embedding_model import (
     EMBEDDER_FORMAT,
     SPEC_FILE,
@@ -127,24 +127,8 @@ def split_holdout(
     return train, [triples[k] for k in sorted(held)]
 
 
+@under_artefact_lock(lambda out_dir, **_: out_dir)
 def finetune(
-    triples: Sequence[Mapping[str, str]],
-    out_dir: str | Path,
-    settings: FinetuneSettings,
-    *,
-    info: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    stop_after_steps: int | None = None,
-) -> dict[str, Any]:
-    """:func:`_finetune` under the adapter's lock: a second run training into ``out_dir`` waits (its
-    checkpoint folder ``<out_dir>.ckpt`` is removed by whoever finishes)."""
-    with artefact_lock(out_dir):
-        return _finetune(
-            triples, out_dir, settings, info=info, progress=progress, stop_after_steps=stop_after_steps
-        )
-
-
-def _finetune(
     triples: Sequence[Mapping[str, str]],
     out_dir: str | Path,
     settings: FinetuneSettings,
@@ -155,6 +139,8 @@ def _finetune(
 ) -> dict[str, Any]:
     """Train a LoRA adapter on ``(query, positive, negative)`` triples and save it atomically to ``out_dir``.
 
+    Under the adapter's lock: a second run training into ``out_dir`` waits (its checkpoint folder
+    ``<out_dir>.ckpt`` is removed by whoever finishes).
     Resumes from ``<out_dir>.ckpt`` when it holds a checkpoint of the same run (same triples and settings).
     ``stop_after_steps`` stops (raising ``KeyboardInterrupt``) after that many new steps: for tests.
     Returns the training log (losses, held-out similarity gap before/after, seconds).
@@ -252,21 +238,11 @@ def finetune_fingerprint(supervision_fp: str, settings: FinetuneSettings) -> str
     return fingerprint([supervision_fp, settings.as_dict(), settings.spec().as_dict()])
 
 
-def ensure_embedder(
-    config: Any,
-    root: Path,
-    *,
-    progress: bool = True,
-    force: bool = False,
-) -> Path:
+@under_artefact_lock(lambda root, **_: Path(root) / EMBEDDER_DIR)
+def ensure_embedder(config: Any, root: Path, *, progress: bool = True, force: bool = False) -> Path:
     """``<root>/embedder``: reused when it was trained on the current supervision with these settings.
 
     Checked under the adapter's lock: a concurrent run waits for this one's adapter, then reuses it."""
-    with artefact_lock(root / EMBEDDER_DIR):
-        return _ensure_embedder(config, root, progress=progress, force=force)
-
-
-def _ensure_embedder(config: Any, root: Path, *, progress: bool, force: bool) -> Path:
     from recbole_hnlm.stages.supervision import SUPERVISION_DIR, read_meta, read_triples
 
     sup_dir = root / SUPERVISION_DIR

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from recbole_hnlm.io import (
-    artefact_lock,
     atomic_directory,
     check_replaceable,
     fingerprint,
+    under_artefact_lock,
 )
 from recbole_hnlm.stages.cf_mining import (  # noqa: F401  (re-exported: their old home)
     CF_DIR,
@@ -78,6 +78,7 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+@under_artefact_lock(lambda root, **_: Path(root) / SUPERVISION_DIR)
 def build_supervision(
     config: Any,
     root: Path,
@@ -90,11 +91,6 @@ def build_supervision(
 
     Under the folder's lock: a concurrent run waits, then reuses it (and the CF cache's ``tmp`` folder,
     removed by whoever finishes training, is never pulled from under a run still training)."""
-    with artefact_lock(root / SUPERVISION_DIR):
-        return _build_supervision(config, root, view=view, progress=progress, force=force)
-
-
-def _build_supervision(config: Any, root: Path, *, view: Any, progress: bool, force: bool) -> Path:
     settings = SupervisionSettings.resolve(config)
     view = view if view is not None else training_view(config)
     builder = QueryBuilder.build(view, root / "profiles", settings)
