@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from recbole.model.general_recommender import LightGCN
 
-from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
 from recbole_hnlm.registry import register_model
 
 
-class LightGCNHooks(SemanticNegativeMixin):
+class LightGCNHooks(PluginLossMixin):
     """Backbone hooks for LightGCN and models built on its propagation (SimGCL)."""
 
     def layer_embeddings(self) -> list[torch.Tensor]:

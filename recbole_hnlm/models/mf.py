@@ -1,5 +1,8 @@
 """HNLM-MF: matrix factorisation with BPR (RecBole's ``BPR``) plus semantic hard negatives.
 
+One model under three names: ``--model MF`` and ``--model BPR`` are aliases (``registry.MODEL_ALIASES``) of
+``HNLMBPR``, named after the RecBole model it extends; tables call it MF, the paper's name.
+
 Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009; semantic negatives
 from Zhao et al., "Hard Negative Sampling via Large Language Models for Recommendation", arXiv 2504.04726.
 """
@@ -9,13 +12,13 @@ from __future__ import annotations
 import torch
 from recbole.model.general_recommender import BPR
 
-from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives.samplers import Propagation
 from recbole_hnlm.registry import register_model
 
 
 @register_model(backbone="BPR")
-class HNLMBPR(SemanticNegativeMixin, BPR):
+class HNLMBPR(PluginLossMixin, BPR):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.embedding_size

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from recbole.model.general_recommender import NGCF
 from torch import nn
 
-from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
 from recbole_hnlm.registry import register_model
 
 
 @register_model(backbone="NGCF")
-class HNLMNGCF(SemanticNegativeMixin, NGCF):
+class HNLMNGCF(PluginLossMixin, NGCF):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         # NGCF concatenates the ego embedding and every layer's output.

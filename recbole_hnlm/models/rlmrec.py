@@ -13,7 +13,7 @@ with the CF embeddings:
   the propagated embeddings of the masked nodes back to their profile embeddings, scored with InfoNCE
   among the masked nodes (``recon_temperature``). Weight ``recon_weight``.
 
-:class:`SemanticNegativeMixin` builds the alignment when ``alignment`` is set, so ``--sampler=rlmrec-con``
+:class:`PluginLossMixin` builds the alignment when ``alignment`` is set, so ``--sampler=rlmrec-con``
 works for MF, LightGCN, NGCF, SGL and SimGCL alike. Masking uses a parametrisation of the backbone's
 ``user_embedding``/``item_embedding`` weights, which every backbone's propagation reads.
 

@@ -1,6 +1,7 @@
 """The semantic-negative logic shared by every backbone (HNLMRec, arXiv 2504.04726, stage 3).
 
-One mixin carries it for MF(BPR), LightGCN, NGCF, SGL and SimGCL:
+One mixin, :class:`PluginLossMixin`, carries it (and the plugin's other loss parts: the configured
+negative sampler and RLMRec's profile alignment) for MF(BPR), LightGCN, NGCF, SGL and SimGCL:
 
 * a trainable :class:`SemanticAdapter` MLP maps a stored negative embedding ``h`` (an LLM/text embedding)
   into the CF space; it is a submodule, so it is in the optimizer and in checkpoints (the reference code
@@ -144,8 +145,15 @@ def store_dimension(path: str | Path) -> int:
         raise StoreError(f"{meta}: cannot read field 'dim' ({err})") from err
 
 
-class SemanticNegativeMixin:
-    """Put first in the bases of a RecBole model: ``class HNLMLightGCN(SemanticNegativeMixin, LightGCN)``."""
+class PluginLossMixin:
+    """The plugin's training loss on any backbone; put first in the bases of a RecBole model:
+    ``class HNLMLightGCN(PluginLossMixin, LightGCN)``.
+
+    It owns everything the plugin adds to the backbone's loss, not only the semantic negatives: the
+    configured negative sampler (``neg_sampler``: uniform or a hard sampler, with its extra loss), the
+    semantic adapter and its alignment term (``semantic_negatives``), and RLMRec's profile alignment
+    (``alignment``). The backbone supplies the hooks below (propagation, its BPR, its regularisation and
+    auxiliary terms)."""
 
     #: dimension of the backbone's final embeddings (what the adapter maps into)
     semantic_dim: int
@@ -213,6 +221,8 @@ class SemanticNegativeMixin:
     def auxiliary_losses(
         self, users: torch.Tensor, pos_items: torch.Tensor, prop: Propagation
     ) -> list[torch.Tensor]:
+        """The backbone's own extra loss terms. Called after :meth:`propagate` of the same step, so it may
+        read what that left (HNLMSGL's augmented views)."""
         return []
 
     # --- the shared loss ---------------------------------------------------------------------------

@@ -10,13 +10,16 @@ import torch
 import torch.nn.functional as F
 from recbole.model.general_recommender import SGL
 
-from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
 from recbole_hnlm.registry import register_model
 
 
 @register_model(backbone="SGL")
-class HNLMSGL(SemanticNegativeMixin, SGL):
+class HNLMSGL(PluginLossMixin, SGL):
+    """SGL with the plugin's loss. Order matters: :meth:`propagate` also propagates the step's two augmented
+    views, and :meth:`auxiliary_losses` (called after it by ``calculate_loss``) consumes them."""
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.semantic_dim = self.embed_dim
@@ -47,6 +50,12 @@ class HNLMSGL(SemanticNegativeMixin, SGL):
         )
 
     def auxiliary_losses(self, users, pos_items, prop: Propagation) -> list[torch.Tensor]:
+        # SGL's contrastive term reads the two views that propagate() of this same step computed (they are
+        # propagated there, not here, for SGL's gradient order): calculate_loss calls propagate first.
+        if self._views is None:
+            raise RuntimeError(
+                "HNLMSGL.auxiliary_losses needs the views of this step's propagate(): call it first"
+            )
         (user_sub1, item_sub1), (user_sub2, item_sub2) = self._views
-        self._views = None
+        self._views = None  # one step's views: a later call without propagate() fails instead of reusing them
         return [self.calc_ssl_loss(users, pos_items, user_sub1, user_sub2, item_sub1, item_sub2)]

@@ -11,7 +11,7 @@ from recbole.utils import init_seed
 
 from recbole_hnlm import methods
 from recbole_hnlm.config import make_config
-from recbole_hnlm.models.semantic import SemanticNegativeMixin
+from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives import CANDIDATES_FIELD
 from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.samplers import (
@@ -165,7 +165,7 @@ def test_dens_has_gates_per_layer_width():
     assert sorted(widths) == ["4", "8"]
 
 
-class _TinyMF(SemanticNegativeMixin, torch.nn.Module):
+class _TinyMF(PluginLossMixin, torch.nn.Module):
     """The shared loss on fixed embeddings, with a sampler returning given negatives."""
 
     USER_ID, ITEM_ID, NEG_ITEM_ID = "user_id", "item_id", "neg_item_id"
