@@ -20,6 +20,8 @@
 #                       to the stop-gradient CF item embeddings refitted every epoch (beta: the yaml default)
 #   aligndns-pos        the same with beta = +0.5 (steered toward the text-placed positive)
 #   aligndns-perm       aligndns queried with the text of a random other item (control: g(h) not tied to i)
+#   aligndns-far        the same with beta = -1.0 (validation screen of beta)
+#   aligndns-cf         aligndns steered by the positive's own CF embedding e_i (control: no text at all)
 # and, with ORACLE=1 (LightGCN; diagnostic only, never a reported model: the held-out splits shape training),
 #   dnsmn-oracle, dnsmn32-oracle   DNS(16,2) / DNS(32,2) whose candidates never include a held-out
 #                       positive: the ceiling of any false-negative guard
@@ -40,7 +42,8 @@ WHICH=()
 # each arm's own settings, passed only when the arm runs (the harness rejects one for an arm it does not run)
 ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True
   dnsmn-oracle:diagnostic_oracle_candidates=True dnsmn32-oracle:diagnostic_oracle_candidates=True
-  dnsmn32-oracle:dnsmn_candidates=32 aligndns-pos:aligndns_beta=0.5 aligndns-perm:aligndns_permute=True)
+  dnsmn32-oracle:dnsmn_candidates=32 aligndns-pos:aligndns_beta=0.5 aligndns-perm:aligndns_permute=True
+  aligndns-far:aligndns_beta=-1.0 aligndns-cf:aligndns_source=cf)
 if [[ "${ORACLE:-0}" == "1" ]]; then
   ARMS="dnsmn-oracle:dnsmn,dnsmn32-oracle:dnsmn"
   MODELS=LightGCN

@@ -13,8 +13,10 @@ candidates (``aligndns_candidates``) are ranked by their inner product with the 
 
 and the top N (``dnsmn_n``) are the negatives. β > 0 prefers candidates that are hard for the user *and*
 near where the text puts the positive; β < 0 steers away from them (items like the positive are likelier
-false negatives). β = 0 is DNS(M,N) exactly. ``aligndns_permute`` queries with the text of a random
-other item (a fixed seeded permutation of items): the control where g's output no longer belongs to i.
+false negatives). β = 0 is DNS(M,N) exactly. Two controls: ``aligndns_permute`` queries with the text of
+a random other item (a fixed seeded permutation of items), so g's output no longer belongs to i; and
+``aligndns_source: cf`` steers with the positive's own current CF embedding e_i instead of g(text(i)), so
+no text is read at all: the text earns credit only where it beats that.
 
 :meth:`TextAlignedDNSNegatives.report` gives the fit's R² on the items at each refit and the share of
 picks the text changed against plain DNS(M,N) on the same candidates: where that share is near zero, the
@@ -33,6 +35,8 @@ from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 from recbole_hnlm.negatives.text_guard import principal_projection
+
+STEERING_SOURCES = ("text", "cf")
 
 
 class RidgeTextMap:
@@ -92,6 +96,11 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         self.dims = int(dims) if dims else None
         self.permute = bool(config_value(config, "aligndns_permute"))
         self.seed = int(config_value(config, "seed"))
+        self.source = config_value(config, "aligndns_source")
+        if self.source not in STEERING_SOURCES:
+            raise ValueError(
+                f"config key 'aligndns_source' must be one of {STEERING_SOURCES}, got {self.source!r}"
+            )
         self.config = config
         self.text_map: RidgeTextMap | None = None
         self.query_row: torch.Tensor | None = None  # item id -> the item whose text is its query
@@ -121,11 +130,15 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
             self.fitted_epoch = epoch
 
     def steered_query(self, ctx: NegativeContext) -> torch.Tensor:
-        """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) for the batch's pairs (no gradient)."""
+        """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) (or ê_i with ``aligndns_source: cf``) for the batch's pairs
+        (no gradient)."""
         user = ctx.user_e.detach()
         if self.beta == 0.0:
             return user
-        placed = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
+        if self.source == "cf":
+            placed = ctx.pos_e.detach()
+        else:
+            placed = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
         return user + self.beta * user.norm(dim=1, keepdim=True) * F.normalize(placed, dim=1)
 
     def forward(self, ctx: NegativeContext) -> Negatives:

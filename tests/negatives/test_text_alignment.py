@@ -58,6 +58,7 @@ def _sampler(tmp_path, **overrides) -> TextAlignedDNSNegatives:
         "aligndns_refit": 1,
         "aligndns_dims": None,
         "aligndns_permute": False,
+        "aligndns_source": "text",
         "seed": 5,
         "neg_sampler": "aligndns",
         "item_vectors": str(tmp_path / "vectors"),
@@ -87,6 +88,15 @@ def test_the_text_steers_the_pick_and_the_changed_share_is_counted(tmp_path):
     away = _sampler(tmp_path, aligndns_beta=-1.0)
     assert away(_ctx()).ids.tolist() == [[3]]
     assert away.report()["text_changed_pick_share"] == 0.0
+
+
+def test_the_cf_control_steers_with_the_positives_own_embedding(tmp_path):
+    # e_4 = (0, 2) is where the text put it too; move it to (0, -2) in CF space: β = 1 now ranks by (1, -1)
+    # (2 -> -0.5, 3 -> 1.6) and keeps DNS's pick 3, while the text source still moves it to 2
+    items = ITEMS.clone()
+    items[4] = torch.tensor([0.0, -2.0])
+    assert _sampler(tmp_path, aligndns_source="cf")(_ctx(items=items)).ids.tolist() == [[3]]
+    assert _sampler(tmp_path, aligndns_source="text")(_ctx(items=ITEMS)).ids.tolist() == [[2]]
 
 
 def test_beta_zero_is_dns_mn_on_the_same_candidates(tmp_path):
@@ -121,8 +131,11 @@ def test_the_permuted_control_queries_with_another_items_text_deterministically(
 def test_bad_keys_and_a_missing_bind_name_themselves(tmp_path):
     with pytest.raises(ValueError, match="aligndns_refit"):
         _sampler(tmp_path, aligndns_refit=0)
+    with pytest.raises(ValueError, match="aligndns_source"):
+        _sampler(tmp_path, aligndns_source="llm")
     keys = ("aligndns_beta", "aligndns_ridge", "aligndns_refit", "aligndns_dims", "aligndns_permute", "seed")
-    unbound = TextAlignedDNSNegatives({"dnsmn_n": 1, **dict(zip(keys, (1.0, 1.0, 1, None, False, 0)))}, 2)
+    settings = dict(zip(keys, (1.0, 1.0, 1, None, False, 0)))
+    unbound = TextAlignedDNSNegatives({"dnsmn_n": 1, "aligndns_source": "text", **settings}, 2)
     with pytest.raises(RuntimeError, match="bind"):
         unbound(_ctx())
 
