@@ -153,6 +153,24 @@ def _parameter_copies(function: ast.FunctionDef | ast.AsyncFunctionDef, defaults
     ]
 
 
+def _read_key(node: ast.AST) -> str | None:
+    """The key that ``config["<key>"]`` or ``config_value(config, "<key>")`` reads, else None."""
+    if isinstance(node, ast.Subscript):
+        return _string(node.slice)
+    if isinstance(node, ast.Call) and _call_name(node) == "config_value" and len(node.args) > 1:
+        return _string(node.args[1])
+    return None
+
+
+def _or_copies(node: ast.BoolOp, defaults: dict[str, object]) -> list[tuple[int, str]]:
+    if not isinstance(node.op, ast.Or) or len(node.values) != 2:
+        return []
+    key = _read_key(node.values[0])
+    if key in defaults and _copies(node.values[1], key, defaults):
+        return [(node.lineno, f"{key!r} or <its yaml default>")]
+    return []
+
+
 def copies_of_yaml_defaults(tree: ast.AST, defaults: dict[str, object]) -> list[str]:
     """``line: what`` for every place in ``tree`` that writes a default of an overall.yaml key itself:
 
@@ -162,7 +180,8 @@ def copies_of_yaml_defaults(tree: ast.AST, defaults: dict[str, object]) -> list[
     * a class attribute (a dataclass field) or a function parameter named after a key whose default is the
       yaml's, written out instead of ``default_of("<key>")``;
     * ``add_argument(...)`` whose destination is a key, with the yaml's default (unset flags must read
-      the config, which holds the yaml's default).
+      the config, which holds the yaml's default);
+    * ``config["<key>"] or <the yaml's default>``.
     """
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
@@ -172,6 +191,8 @@ def copies_of_yaml_defaults(tree: ast.AST, defaults: dict[str, object]) -> list[
             found += _field_copies(node, defaults)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found += _parameter_copies(node, defaults)
+        elif isinstance(node, ast.BoolOp):
+            found += _or_copies(node, defaults)
     return [f"{line}: {what}" for line, what in sorted(found)]
 
 
@@ -192,9 +213,11 @@ parser.add_argument("--k", default=3)
 result.get("metrics", {})
 class Job:
     output_dir: str = ""
+mode = config["semantic_loss"] or "bpr"
+sizes = config["adapter_hidden_sizes"] or []
 """
     found = copies_of_yaml_defaults(ast.parse(source), yaml_defaults())
-    assert [line.split(":")[0] for line in found] == ["2", "3", "4", "5", "7", "9", "10"], found
+    assert [line.split(":")[0] for line in found] == ["2", "3", "4", "5", "7", "9", "10", "17"], found
 
 
 def test_no_python_source_repeats_a_default_of_overall_yaml():

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from recbole_hnlm.config_values import dataset_artifacts
+from recbole_hnlm.config_values import dataset_artifacts, setting
 from recbole_hnlm.models.losses import info_nce
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 
@@ -274,7 +274,7 @@ def build_alignment(config: Any, dataset: Any, dim: int, model: nn.Module) -> Pr
     if dataset is None:
         raise ValueError("alignment needs the dataset: call init_semantic(config, dataset)")
     folder = profile_folder(config)
-    policy = config["profile_missing"] or "error"
+    policy = setting(config, "profile_missing")
     users = load_profiles(folder, "user", dataset.field2id_token[dataset.uid_field], policy)
     items = load_profiles(folder, "item", dataset.field2id_token[dataset.iid_field], policy)
     if name == "rlmrec-con":

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_hnlm.config_values import setting
 from recbole_hnlm.models.rlmrec import build_alignment
 from recbole_hnlm.negatives import SEMANTIC_FIELD, SEMANTIC_MASK_FIELD
 from recbole_hnlm.negatives.samplers import NegativeContext, Negatives, Propagation, build_negative_sampler
@@ -169,7 +170,7 @@ class PluginLossMixin:
         self.semantic_cl_weight = float(config["semantic_cl_weight"])
         self.semantic_temperature = float(config["semantic_cl_temperature"])
         self.semantic_margin = float(config["semantic_margin"])
-        self.adapter_training = config["adapter_training"] or "adversarial"
+        self.adapter_training = setting(config, "adapter_training")
         if self.adapter_training not in ADAPTER_TRAINING:
             raise ValueError(
                 f"config key 'adapter_training' must be one of {ADAPTER_TRAINING}, "
