@@ -114,7 +114,7 @@ def settings_values(settings: type, lookup: Callable[[str], Any]) -> dict[str, A
     return values
 
 
-DEFAULT_ARTIFACT_DIR = "artifacts"
+DEFAULT_ARTIFACT_DIR = default_of("artifact_dir")  # also what an empty artifact_dir means
 
 
 def dataset_artifacts(config: Any, dataset: str | None = None, root: Any = None) -> Path:
