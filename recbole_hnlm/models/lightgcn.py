@@ -11,6 +11,7 @@ import torch
 from recbole.model.general_recommender import LightGCN
 
 from recbole_hnlm.models.semantic import PluginLossMixin
+from recbole_hnlm.negatives.base import layer_mean
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
 from recbole_hnlm.registry import register_model
 
@@ -33,7 +34,7 @@ class LightGCNHooks(PluginLossMixin):
 
     def propagate(self) -> Propagation:
         layers = self.pooled_layers()
-        final = torch.mean(torch.stack(layers, dim=1), dim=1)
+        final = layer_mean(layers)  # RecBole stacks then averages: same values, no [N, L, d] copy
         # item_ego: SimGCL's pooled layers leave out layer 0
         return Propagation.from_layers(
             final, layers, self.n_users, "mean", item_ego=self.item_embedding.weight

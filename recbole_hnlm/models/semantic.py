@@ -106,20 +106,27 @@ def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
     return _ReverseGradient.apply(x)
 
 
-def match_norm(adapted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """``adapted`` rescaled row by row to the (constant) norm of ``reference``: only its direction is free."""
-    return F.normalize(adapted, dim=-1) * reference.detach().norm(dim=-1, keepdim=True)
+def match_norm(
+    adapted: torch.Tensor, reference: torch.Tensor, unit: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``adapted`` rescaled row by row to the (constant) norm of ``reference``: only its direction is free.
+
+    ``unit`` is ``F.normalize(adapted)`` when the caller has it already (the loss shares it with L_CL)."""
+    unit = F.normalize(adapted, dim=-1) if unit is None else unit
+    return unit * reference.detach().norm(dim=-1, keepdim=True)
 
 
 ADAPTER_TRAINING = ("adversarial", "joint")
 
 
 def mix_negative(
-    adapted: torch.Tensor, sampled: torch.Tensor, alpha: float, mask: torch.Tensor
+    adapted: torch.Tensor, sampled: torch.Tensor, alpha: float, mask: torch.Tensor | None
 ) -> torch.Tensor:
-    """``α·adapted + (1−α)·sampled`` on rows where ``mask`` is True; ``sampled`` elsewhere."""
+    """``α·adapted + (1−α)·sampled`` on rows where ``mask`` is True; ``sampled`` elsewhere.
+
+    ``mask=None`` means every row (a store that covers the split): no select, forward or backward."""
     mixed = alpha * adapted + (1.0 - alpha) * sampled
-    return torch.where(mask.unsqueeze(-1), mixed, sampled)
+    return mixed if mask is None else torch.where(mask.unsqueeze(-1), mixed, sampled)
 
 
 def hinge_loss(pos_score: torch.Tensor, neg_score: torch.Tensor, margin: float) -> torch.Tensor:
@@ -128,12 +135,22 @@ def hinge_loss(pos_score: torch.Tensor, neg_score: torch.Tensor, margin: float) 
 
 
 def alignment_loss(
-    user_e: torch.Tensor, pos_e: torch.Tensor, semantic_e: torch.Tensor, temperature: float
+    user_e: torch.Tensor,
+    pos_e: torch.Tensor,
+    semantic_e: torch.Tensor,
+    temperature: float,
+    semantic_unit: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``mean −log(exp(cos(u,i)/τ) / (exp(cos(u,i)/τ) + exp(cos(u,h)/τ)))`` (InfoNCE, one negative)."""
-    pos = F.cosine_similarity(user_e, pos_e, dim=-1) / temperature
-    neg = F.cosine_similarity(user_e, semantic_e, dim=-1) / temperature
-    return (torch.logsumexp(torch.stack([pos, neg], dim=-1), dim=-1) - pos).mean()
+    """``mean −log(exp(cos(u,i)/τ) / (exp(cos(u,i)/τ) + exp(cos(u,h)/τ)))`` (InfoNCE, one negative).
+
+    Written as ``softplus((cos(u,h) − cos(u,i))/τ)`` over unit vectors, u normalised once: the same value
+    as two ``cosine_similarity`` calls and a ``logsumexp``, with about half their work forward and backward
+    (``semantic_unit`` = ``F.normalize(semantic_e)`` when the caller has it)."""
+    user_unit = F.normalize(user_e, dim=-1)
+    semantic_unit = F.normalize(semantic_e, dim=-1) if semantic_unit is None else semantic_unit
+    pos = (user_unit * F.normalize(pos_e, dim=-1)).sum(dim=-1)
+    neg = (user_unit * semantic_unit).sum(dim=-1)
+    return F.softplus((neg - pos) / temperature).mean()
 
 
 def store_dimension(path: str | Path) -> int:
@@ -244,15 +261,19 @@ class PluginLossMixin:
         )
         negatives = self.negative_sampler(ctx)
 
-        adapted = None
+        adapted = unit = mask = None
+        covered = True
         if self.semantic_adapter is not None and (self.semantic_alpha or self.semantic_cl_weight):
             mask = interaction[SEMANTIC_MASK_FIELD]
+            # a store covering every pair (the usual case) needs no row selection at all
+            covered = bool(mask.all())
             adapted = self.semantic_adapter(interaction[SEMANTIC_FIELD])
             if self.adapter_training == "adversarial":
                 # Minimising the ranking loss through the adapter would teach it to emit *easy* negatives
                 # (the loss collapses to ~0 within 3 epochs on ml-100k); reversed, it learns to make the
                 # semantic negative harder for the current model, with its norm tied to e_neg's below.
                 adapted = reverse_gradient(adapted)
+            unit = F.normalize(adapted, dim=-1)  # shared by match_norm and L_CL: one normalisation
 
         pos_score = torch.mul(user_e, pos_e).sum(dim=1)
         # N negatives per row (DNS(M,N)): the loss is the mean of the N single-negative losses.
@@ -260,7 +281,8 @@ class PluginLossMixin:
         for column in negatives.columns():
             neg_e = column.emb
             if adapted is not None and self.semantic_alpha:
-                neg_e = mix_negative(match_norm(adapted, neg_e), neg_e, self.semantic_alpha, mask)
+                mixed = match_norm(adapted, neg_e, unit)
+                neg_e = mix_negative(mixed, neg_e, self.semantic_alpha, None if covered else mask)
             neg_score = torch.mul(user_e, neg_e).sum(dim=1)
             if self.rank_loss == "bpr":
                 loss = self.bpr_loss(pos_score, neg_score)
@@ -274,8 +296,12 @@ class PluginLossMixin:
         losses = [loss]
         if adapted is not None and self.semantic_cl_weight:
             # Always emit the term (0 when no row has a stored negative): RecBole logs loss parts by position.
-            if bool(mask.any()):
-                cl = alignment_loss(user_e[mask], pos_e[mask], adapted[mask], self.semantic_temperature)
+            if covered:
+                cl = alignment_loss(user_e, pos_e, adapted, self.semantic_temperature, unit)
+            elif bool(mask.any()):
+                cl = alignment_loss(
+                    user_e[mask], pos_e[mask], adapted[mask], self.semantic_temperature, unit[mask]
+                )
             else:
                 cl = adapted.sum() * 0.0
             losses.append(self.semantic_cl_weight * cl)

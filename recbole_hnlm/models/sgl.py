@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from recbole.model.general_recommender import SGL
 
 from recbole_hnlm.models.semantic import PluginLossMixin
+from recbole_hnlm.negatives.base import layer_mean
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
 from recbole_hnlm.registry import register_model
 
@@ -32,7 +33,7 @@ class HNLMSGL(PluginLossMixin, SGL):
         for _ in range(self.n_layers):
             ego = torch.sparse.mm(self.train_graph, ego)
             layers.append(ego)
-        final = torch.mean(torch.stack(layers, dim=1), dim=1, keepdim=False)
+        final = layer_mean(layers)  # RecBole stacks then averages: same values, no [N, L, d] copy
         # The two augmented views are propagated here, right after the main graph as SGL does, so the
         # backward pass accumulates gradients in SGL's order (bit-identical training at α = λ = 0).
         self._views = (self.forward(self.sub_graph1), self.forward(self.sub_graph2))

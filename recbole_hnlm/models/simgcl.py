@@ -15,6 +15,7 @@ from recbole.model.general_recommender import LightGCN
 
 from recbole_hnlm.models.lightgcn import LightGCNHooks
 from recbole_hnlm.models.losses import info_nce
+from recbole_hnlm.negatives.base import layer_mean
 from recbole_hnlm.registry import register_model
 
 
@@ -40,7 +41,7 @@ class SimGCL(LightGCN):
         return layers
 
     def forward(self, perturbed: bool = False):
-        final = torch.stack(self.perturbed_layers(perturbed), dim=1).mean(dim=1)
+        final = layer_mean(self.perturbed_layers(perturbed))  # as stack + mean, without the copy
         return torch.split(final, [self.n_users, self.n_items])
 
     def contrastive_loss(self, users: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:

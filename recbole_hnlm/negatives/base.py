@@ -17,6 +17,16 @@ from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives import CANDIDATES_FIELD, SEMANTIC_POOL_FIELD, SEMANTIC_POOL_MASK_FIELD
 
 
+def layer_mean(layers: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of equally shaped layers, summed in order and divided once: the value of
+    ``torch.stack(layers).mean(0)`` (bit for bit up to 4 LightGCN layers, float tolerance beyond) without
+    the stacked copy, about half its time forward and backward on ``[users + items, d]`` layers."""
+    total = layers[0]
+    for layer in layers[1:]:
+        total = total + layer
+    return total / len(layers)
+
+
 @dataclass
 class Propagation:
     """A backbone's embeddings for one training step.
@@ -59,7 +69,7 @@ class Propagation:
     def pool_layers(self, layers: list[torch.Tensor]) -> torch.Tensor:
         """Pool per-layer embeddings ``[..., d_l]`` into final ones, as ``user``/``item`` were pooled."""
         if self.pool == "mean":
-            return torch.stack(layers, dim=0).mean(dim=0)
+            return layer_mean(layers)
         if self.pool == "concat":
             return torch.cat(layers, dim=-1)
         raise ValueError(f"unknown layer pooling {self.pool!r}; expected 'mean' or 'concat'")

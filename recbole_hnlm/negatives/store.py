@@ -286,7 +286,8 @@ class BoundNegativeStore:
         """float32 ``[len(rows), dim]`` tensor of the given rows; rows < 0 give zero vectors."""
         rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
         present = rows >= 0
-        out = self._vectors[rows.clamp(min=0)].float()
+        # index_select, not advanced indexing: several times faster for a batch of rows on the CPU
+        out = torch.index_select(self._vectors, 0, rows.clamp(min=0)).float()
         if not bool(present.all()):
             out[~present] = 0.0
         return out

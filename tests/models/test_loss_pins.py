@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
@@ -67,3 +69,28 @@ def test_epoch_losses_are_pinned(case, toys_slice, stores, in_tmp):
         config["semantic_negatives"] = str(stores[case])
     parts = epoch_loss_parts(toys_slice["dataset"], config)
     assert parts == pytest.approx(PINNED[case], rel=1e-5)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4])
+def test_layer_mean_is_recbole_stack_and_mean_bit_for_bit(n_layers):
+    from recbole_hnlm.negatives.base import layer_mean
+
+    generator = torch.Generator().manual_seed(n_layers)
+    layers = [torch.randn(3001, 64, generator=generator) for _ in range(n_layers)]
+    assert torch.equal(layer_mean(layers), torch.mean(torch.stack(layers, dim=1), dim=1))
+
+
+def test_the_alignment_loss_keeps_the_cosine_logsumexp_value_and_gradients():
+    from recbole_hnlm.models.semantic import alignment_loss
+
+    generator = torch.Generator().manual_seed(0)
+    leaves = [torch.randn(257, 16, generator=generator, requires_grad=True) for _ in range(3)]
+    u, i, h = leaves
+    pos = F.cosine_similarity(u, i, dim=-1) / 0.2
+    neg = F.cosine_similarity(u, h, dim=-1) / 0.2
+    reference = (torch.logsumexp(torch.stack([pos, neg], dim=-1), dim=-1) - pos).mean()
+    expected = torch.autograd.grad(reference, leaves)
+    value = alignment_loss(u, i, h, 0.2, F.normalize(h, dim=-1))
+    assert value.item() == pytest.approx(reference.item(), rel=1e-6)
+    for got, want in zip(torch.autograd.grad(value, leaves), expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
