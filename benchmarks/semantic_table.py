@@ -39,13 +39,22 @@ def read_cells(folder: Path) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
     return cells
 
 
+def text_pick_share(report: dict[str, Any]) -> float | None:
+    """The share of a text arm's picks that text decided: from semdns's semantic slots, or the aligndns
+    picks that differ from DNS(M,N)'s on the same candidates; None for an arm without text."""
+    for key in ("semantic_pick_share", "text_changed_pick_share"):
+        if report.get(key) is not None:
+            return report[key]
+    return None
+
+
 def arm_row(runs: dict[int, dict[str, Any]], refs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
     seeds = sorted(runs)
     test = [runs[k]["test_result"][METRIC] for k in seeds]
     valid = [runs[k]["best_valid_result"][METRIC] for k in seeds]
     caps = {runs[k].get("epoch_cap") for k in seeds}
     best = [runs[k].get("best_epoch") for k in seeds]
-    shares = [runs[k].get("sampler_report", {}).get("semantic_pick_share") for k in seeds]
+    shares = [text_pick_share(runs[k].get("sampler_report", {})) for k in seeds]
     row: dict[str, Any] = {
         "n": len(seeds),
         "seeds": [runs[k]["seed"] for k in seeds],
@@ -104,7 +113,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "would mean an under-trained arm. One fixed split (split_seed 2020); seeds vary initialisation and "
         "sampling and pair the arms. Gains are on mean test NDCG@20; p: two-sided paired t-test over seeds "
         "(* p < 0.05; n/a with one seed). dnsmn32 is the same-size uniform pool (M + K = 32) that a text "
-        "arm must beat.",
+        "arm must beat. *Text-driven picks*: semdns's picks from its semantic slots; aligndns's picks that "
+        "differ from DNS(32,2)'s on the same candidates.",
         "",
     ]
     for dataset, models in summary["datasets"].items():
@@ -113,7 +123,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"## {dataset} / {model}",
                 "",
                 "| arm | n | test NDCG@20 | valid NDCG@20 | test R@20 | vs rns | vs dnsmn (16,2) "
-                "| vs dnsmn32 | semantic picks | best epochs (cap) |",
+                "| vs dnsmn32 | text-driven picks | best epochs (cap) |",
                 "|---|---|---|---|---|---|---|---|---|---|",
             ]
             for label, row in sorted(arms.items(), key=lambda kv: -kv[1]["valid"][0]):

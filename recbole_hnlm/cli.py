@@ -56,7 +56,7 @@ SUBCOMMANDS: dict[str, Command] = {
         "recbole_hnlm.stages.inference:run",
     ),
     "item-vectors": Command(
-        "embed every item's text once (the search space of the semdns and guarddns samplers)",
+        "embed every item's text once (what the semdns, guarddns and aligndns samplers read)",
         "recbole_hnlm.stages.cli:configure_item_vectors",
         "recbole_hnlm.pipeline:run_item_vectors",
     ),

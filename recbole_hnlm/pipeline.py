@@ -190,7 +190,7 @@ def inference_estimate(view: Any) -> str:
         f"[pipeline] inference: {queries:,} queries, one per training interaction; about {minutes:.0f} min "
         f"on one CPU thread (~{CPU_QUERIES_PER_SECOND:.0f} queries/s measured), much less on a GPU. It "
         "resumes where it stopped if interrupted. To skip it: --negatives PATH (an existing store), or a "
-        "sampler without a store (--sampler=dnsmn, semdns, guarddns, rns)"
+        "sampler without a store (--sampler=dnsmn, semdns, guarddns, aligndns, rns)"
     )
 
 
@@ -225,9 +225,9 @@ def run_item_vectors(args: argparse.Namespace) -> int:
 
 
 def text_sampler_inputs(config: Any) -> dict[str, str]:
-    """The config entries the text samplers (semdns, guarddns) need and ``config`` leaves unset, made when
-    missing: the item vectors, and for semdns with ``semdns_query: store`` the fine-tuned embedder's store
-    with the items embedded by that same embedder (h and the items must share one space)."""
+    """The config entries the text samplers (semdns, guarddns, aligndns) need and ``config`` leaves unset,
+    made when missing: the item vectors, and for semdns with ``semdns_query: store`` the fine-tuned
+    embedder's store with the items embedded by that same embedder (h and the items must share one space)."""
     from recbole_hnlm.stages.finetune import EMBEDDER_DIR
     from recbole_hnlm.stages.item_vectors import AdapterPassageEmbedder
 
