@@ -262,24 +262,22 @@ class DENSNegatives(NegativeSampler):
         items, users = prop.layers("item"), prop.layers("user")
         groups = self._by_width(items)
         weight = 1.0 - min(1.0, ctx.epoch / self.warmup)
-        user_l = [rows(layer, ctx.users) for layer in users]
-        pos_l = [rows(layer, ctx.pos_items) for layer in items]
-        # The positive's relevant factor for every layer, one gate call per width group; with gradient only
-        # when the factor loss trains the gates.
-        gated_pos: dict[int, torch.Tensor] = {}
-        with torch.set_grad_enabled(self.gamma > 0 and torch.is_grad_enabled()):
-            for width, idx in groups.items():
-                stacked_user = torch.stack([user_l[k] for k in idx], dim=1)
-                stacked_pos = torch.stack([pos_l[k] for k in idx], dim=1)
-                gated_pos[width] = self.gates[str(width)].positive(stacked_user, stacked_pos)  # [B, g, d]
+        # Selection first, on detached rows; then one gather with gradient per layer for the user, the
+        # positive and the chosen negative (Propagation.layer_rows: one zero-filled gradient per layer).
         chosen: list[torch.Tensor | None] = [None] * len(items)
         with torch.no_grad():
+            user_sel = [rows(layer.detach(), ctx.users) for layer in users]
+            pos_sel = [rows(layer.detach(), ctx.pos_items) for layer in items]
+            flat = cands.reshape(-1)
             for width, idx in groups.items():
                 gates = self.gates[str(width)]
+                gated = gates.positive(
+                    torch.stack([user_sel[k] for k in idx], dim=1),
+                    torch.stack([pos_sel[k] for k in idx], dim=1),
+                )
                 # weight - sigmoid(x) = sigmoid(-x) - (1 - weight), x = neg_gate(e_m) + pos_gate(gated pos);
                 # -x is built from negated small operands, then updated in place on the [B, M, d] buffer.
-                pos_pre = gates.pos_gate(gated_pos[width].detach()) + gates.neg_gate.bias  # [B, g, d]
-                flat = cands.reshape(-1)
+                pos_pre = gates.pos_gate(gated) + gates.neg_gate.bias  # [B, g, d]
                 for j, k in enumerate(idx):
                     table = items[k].detach()
                     linear = F.linear(table, -gates.neg_gate.weight)
@@ -290,16 +288,26 @@ class DENSNegatives(NegativeSampler):
                     # s·(sel ⊙ e_m) as a row sum of sel ⊙ e_m ⊙ s: on the CPU a [B, M, d] x [B, d, 1] bmm
                     # costs several elementwise passes over the same tensor
                     gathered = torch.index_select(table, 0, flat, out=self.scratch("e", flat.numel(), table))
-                    weighted = gathered.view(*cands.shape, -1).mul_(user_l[k].detach().unsqueeze(1))
+                    weighted = gathered.view(*cands.shape, -1).mul_(user_sel[k].unsqueeze(1))
                     scores = selection.mul_(weighted).sum(dim=-1)
                     chosen[k] = pick(cands, scores.argmax(dim=1))
-        neg_l = [rows(table, ids) for table, ids in zip(items, chosen)]
+        user_l, pos_l, neg_l = zip(
+            *(prop.layer_rows(k, ctx.users, ctx.pos_items, chosen[k]) for k in range(len(items)))
+        )
+        user_l, pos_l, neg_l = list(user_l), list(pos_l), list(neg_l)
         negatives = Negatives(
             emb=prop.pool_layers(neg_l),
             ids=chosen[0] if len(items) == 1 else None,
             ego=rows(prop.ego_items(), chosen[0]),
         )
         if self.gamma > 0:
+            # the positive's relevant factor again, now with gradient: the factor loss trains the gates
+            gated_pos = {
+                width: self.gates[str(width)].positive(
+                    torch.stack([user_l[k] for k in idx], dim=1), torch.stack([pos_l[k] for k in idx], dim=1)
+                )
+                for width, idx in groups.items()
+            }
             negatives.extra_loss = self.gamma * self.factor_loss(ctx, groups, gated_pos, pos_l, neg_l)
         return negatives
 
