@@ -216,6 +216,35 @@ def profile_settings_fingerprint(
     return config_fingerprint({**_shaping(settings), "max_items": max_items, "max_users": max_users})
 
 
+# Profiles per second of the embedded SmolLM2 served by llama.cpp (llm_backend: llamacpp) on the 2-core CPU,
+# 4 requests in flight: benchmarks/results/llm_throughput.md (1.04 profiles/s, 200 ml-1m items).
+CPU_PROFILES_PER_SECOND = 1.04
+
+
+def profiles_estimate(n_items: int, n_users: int, settings: LLMSettings) -> str:
+    """What the profile stage is about to do, a time estimate, and how to skip it (printed before it starts:
+    one LLM generation per item and per user, minutes to hours on a CPU)."""
+    total = n_items + n_users
+    if settings.llm_backend == "llamacpp" and not settings.llm_model:
+        minutes = total / CPU_PROFILES_PER_SECOND / 60
+        time_text = (
+            f"about {minutes:.0f} min with the embedded SmolLM2 on a 2-core CPU "
+            f"(~{CPU_PROFILES_PER_SECOND:.1f} profiles/s measured), much less on a GPU or an LLM server"
+        )
+    else:
+        time_text = (
+            f"time depends on the {settings.llm_backend} model; the embedded SmolLM2 on a 2-core CPU makes "
+            f"~{CPU_PROFILES_PER_SECOND:.1f} profiles/s"
+        )
+    return (
+        f"[profiles] {total:,} LLM generations ({n_items:,} items + {n_users:,} users); {time_text}. Answers "
+        "already in llm_cache are not sent again, so an interrupted run resumes. To skip it: "
+        "hnlm_use_profiles: False (queries from item text and history titles, the CPU default), or "
+        "profile_embeddings: PATH (an existing profiles folder) for the rlmrec samplers; to try a part: "
+        "recbole-hnlm profiles --max_items N --max_users N"
+    )
+
+
 def generate_profiles(
     view: TrainingView,
     backend: ChatBackend,
@@ -230,6 +259,7 @@ def generate_profiles(
     """Run stage 1 end to end for a dataset view; returns the meta written to ``profiles/meta.json``."""
     items = dict(list(view.items.items())[:max_items]) if max_items else dict(view.items)
     histories = dict(list(view.histories.items())[:max_users]) if max_users else dict(view.histories)
+    print(profiles_estimate(len(items), len(histories), settings), flush=True)
     with RequestCache(root / "llm_cache" / "profiles.jsonl") as cache:
         item_records, item_report = item_profiles(items, backend, cache, settings, progress=progress)
         summaries = {r["token"]: r["summarization"] for r in item_records if r["status"] in USABLE}

@@ -209,3 +209,20 @@ def test_records_that_failed_at_the_server_are_retried_on_rerun(small_view, tmp_
     configure_profiles(parser)
     assert parser.parse_args(["--no_retry_failed"]).llm_retry_failed is False
     assert parser.parse_args([]).llm_retry_failed is None  # the config decides
+
+
+def test_the_stage_announces_its_generations_an_estimate_and_how_to_skip_it(small_view, tmp_path, capsys):
+    from recbole_hnlm.stages.profiles import CPU_PROFILES_PER_SECOND, profiles_estimate
+
+    line = profiles_estimate(1682, 943, LLMSettings())  # ml-100k on the default, embedded llama.cpp
+    minutes = round(2625 / CPU_PROFILES_PER_SECOND / 60)
+    assert "2,625 LLM generations (1,682 items + 943 users)" in line and f"about {minutes} min" in line
+    assert "hnlm_use_profiles: False" in line and "profile_embeddings: PATH" in line
+    assert "--max_items" in line and "not sent again" in line
+    assert "time depends on the ollama model" in profiles_estimate(2, 3, SETTINGS)
+    with StandIn() as server:
+        backend = OllamaChat(server.url, "m", retry=FAST, max_concurrency=3)
+        generate_profiles(small_view, backend, SETTINGS, tmp_path, progress=False, max_items=2)
+    printed = capsys.readouterr().out
+    first = printed.splitlines()[0]  # before any generation's report
+    assert first.startswith(f"[profiles] {2 + len(small_view.histories)} LLM generations (2 items")
