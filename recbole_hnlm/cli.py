@@ -53,7 +53,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "infer": Command(
         "stage 3: embed every training interaction -> store",
         "recbole_hnlm.stages.cli:configure_infer",
-        "recbole_hnlm.stages.inference:run",
+        "recbole_hnlm.stages.inference_modes:run",
     ),
     "item-vectors": Command(
         "embed every item's text once (what the semdns, guarddns and aligndns samplers read)",

@@ -10,7 +10,8 @@ what the entry points print is also appended to ``<artifact_dir>/<dataset>/pipel
 Config keys read here (besides each stage's own): ``hnlm_embedder`` (an adapter folder from another
 dataset: skip supervision and fine-tuning, the generalisation setting), ``hnlm_use_profiles`` (false: no
 LLM profiles, queries from item text and history titles), ``prompt_negatives_mode`` and
-``prompt_negatives_k`` (the prompt store: one negative per interaction, or K per user).
+``prompt_negatives_k`` (the prompt store: one negative per interaction, or K per user), ``hnlm_store_mode``
+(the inference stage: one query per training interaction, or one text per user and per item composed).
 
 Profiles and the prompt store are reused only when they were written for this dataset, this training
 split (the LLM reads the users' training histories) and these LLM settings; otherwise they are generated
@@ -137,9 +138,10 @@ def ensure_profile_embeddings(config: Any, *, progress: bool = True) -> Path:
 def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     """The fine-tuned-embedder store for ``config``'s dataset, running whatever stage is missing."""
     from recbole_hnlm.stages.finetune import ensure_embedder
-    from recbole_hnlm.stages.inference import infer_store
+    from recbole_hnlm.stages.inference_modes import build_store, store_folder, store_mode
     from recbole_hnlm.stages.supervision import build_supervision
 
+    mode = store_mode(config)  # a bad mode fails here, before the stages that come ahead of inference
     root = artifact_dir(config)
     log = StageLog()
     total = time.perf_counter()
@@ -161,13 +163,12 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
             "finetune", root / "embedder", lambda: ensure_embedder(config, root, progress=progress)
         )
     from recbole_hnlm.llm.embedding_model import read_adapter_info
-    from recbole_hnlm.stages.inference import store_name
 
-    store_dir = root / "negatives" / store_name(read_adapter_info(adapter), view.dataset)
+    store_dir = store_folder(root, read_adapter_info(adapter), view, mode)
     if not (store_dir / "meta.json").is_file():
-        print(inference_estimate(view), flush=True)
+        print(inference_estimate(view, mode), flush=True)
     store = log.run(
-        "inference", store_dir, lambda: infer_store(config, root, adapter, view=view, progress=progress)
+        "inference", store_dir, lambda: build_store(config, root, adapter, view=view, progress=progress)
     )
     _finish(root, "hnlm", log, time.perf_counter() - total)
     return store
@@ -179,18 +180,27 @@ def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
 CPU_QUERIES_PER_SECOND = 66.0
 
 
-def inference_estimate(view: Any) -> str:
+def inference_estimate(view: Any, mode: str) -> str:
     """What the inference stage is about to do, a time estimate, and how to skip it (printed before it starts:
-    it embeds one query per training interaction, the pipeline's long stage on a CPU)."""
-    from recbole_hnlm.stages.inference import training_pairs
+    in pair mode it embeds one query per training interaction, the pipeline's long stage on a CPU)."""
+    from recbole_hnlm.stages.inference_modes import encodings
 
-    queries = len(training_pairs(view)[0])
-    minutes = queries / CPU_QUERIES_PER_SECOND / 60
+    texts, pairs = encodings(view, mode)
+    minutes = texts / CPU_QUERIES_PER_SECOND / 60
+    if mode == "pair":
+        what = f"{texts:,} queries, one per training interaction"
+        after = (
+            "It resumes where it stopped if interrupted. --hnlm_store_mode=factored embeds one text per user "
+            "and one per item instead. "
+        )
+    else:
+        what = f"{texts:,} texts ({mode}: one per user and one per item) for {pairs:,} training interactions"
+        after = ""
     return (
-        f"[pipeline] inference: {queries:,} queries, one per training interaction; about {minutes:.0f} min "
-        f"on one CPU thread (~{CPU_QUERIES_PER_SECOND:.0f} queries/s measured), much less on a GPU. It "
-        "resumes where it stopped if interrupted. To skip it: --negatives PATH (an existing store), or a "
-        "sampler without a store (--sampler=dnsmn, semdns, guarddns, aligndns, rns)"
+        f"[pipeline] inference: {what}; about {minutes:.1f} min on one CPU thread "
+        f"(~{CPU_QUERIES_PER_SECOND:.0f} queries/s measured), much less on a GPU. {after}To skip it: "
+        "--negatives PATH (an existing store), or a sampler without a store (--sampler=dnsmn, semdns, "
+        "guarddns, aligndns, rns)"
     )
 
 

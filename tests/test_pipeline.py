@@ -20,23 +20,20 @@ def test_pipeline_builds_then_reuses_every_stage(in_tmp, capsys):
     from recbole_hnlm.pipeline import ensure_hnlm_store
 
     encoder = save_tiny(in_tmp / "tiny-encoder", "encoder")
-    config = make_config(
-        "HNLMLightGCN",
-        "ml-100k",
-        config_dict={
-            "val_interval": {"rating": "[5,5]"},
-            "hnlm_use_profiles": False,  # no LLM here; the profile stage has its own tests
-            "hnlm_cf_epochs": 1,
-            "hnlm_sup_size": 64,
-            "hnlm_embedder_model": str(encoder),
-            "hnlm_ft_batch_size": 16,
-            "hnlm_query_max_len": 48,
-            "hnlm_infer_chunk": 4096,
-            "embedding_size": 16,
-            "state": "ERROR",
-            "show_progress": False,
-        },
-    )
+    settings = {
+        "val_interval": {"rating": "[5,5]"},
+        "hnlm_use_profiles": False,  # no LLM here; the profile stage has its own tests
+        "hnlm_cf_epochs": 1,
+        "hnlm_sup_size": 64,
+        "hnlm_embedder_model": str(encoder),
+        "hnlm_ft_batch_size": 16,
+        "hnlm_query_max_len": 48,
+        "hnlm_infer_chunk": 4096,
+        "embedding_size": 16,
+        "state": "ERROR",
+        "show_progress": False,
+    }
+    config = make_config("HNLMLightGCN", "ml-100k", config_dict=settings)
     store_dir = ensure_hnlm_store(config, progress=False)
     store = SemanticNegativeStore(store_dir)
     users, items = interaction_tokens(load_split(config).train)
@@ -55,6 +52,20 @@ def test_pipeline_builds_then_reuses_every_stage(in_tmp, capsys):
         assert f"{stage}: reused" in warm, warm
     assert "queries, one per training interaction" not in warm
     store.bind(load_split(config).dataset)  # the store belongs to the dataset training will use
+
+    # the factored mode reuses supervision and the adapter, and builds its own store beside the pair store
+    factored_config = make_config(
+        "HNLMLightGCN", "ml-100k", config_dict={**settings, "hnlm_store_mode": "factored"}
+    )
+    factored_dir = ensure_hnlm_store(factored_config, progress=False)
+    factored = capsys.readouterr().out
+    assert "supervision: reused" in factored and "finetune: reused" in factored
+    n_texts = len(set(users.tolist())) + len(set(items.tolist()))
+    assert f"[pipeline] inference: {n_texts:,} texts (factored: one per user and one per item)" in factored
+    assert factored_dir == store_dir.with_name("hnlm-factored") and store_dir.is_dir()
+    factored_store = SemanticNegativeStore(factored_dir)
+    assert factored_store.meta.producer == "hnlmrec-finetuned-factored" and len(factored_store) == len(store)
+    factored_store.bind(load_split(config).dataset)
 
 
 class WordCountEmbedder:

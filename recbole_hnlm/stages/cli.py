@@ -106,7 +106,10 @@ def configure_infer(parser: argparse.ArgumentParser) -> None:
         "an adapter fine-tuned on another dataset gives the generalisation setting",
     )
     parser.add_argument(
-        "--out", default=None, help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm)"
+        "--out",
+        default=None,
+        help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm, or hnlm-factored with "
+        "--hnlm_store_mode=factored)",
     )
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--force", action="store_true")

@@ -16,7 +16,6 @@ is then ``negatives/hnlm-from-<that dataset>``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from recbole_hnlm.config_values import setting
 from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
 from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_threads
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
-from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.query_text import QueryBuilder
 from recbole_hnlm.stages.supervision_settings import SupervisionSettings
@@ -62,9 +60,40 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def store_name(adapter_info: Mapping[str, Any], dataset: str) -> str:
+def store_name(adapter_info: Mapping[str, Any], dataset: str, mode: str) -> str:
+    """The store's folder under ``negatives/``: the factored store has its own, so the two modes never
+    replace each other's store (both stay for a comparison)."""
     source = adapter_info.get("dataset")
-    return "hnlm" if source in (None, dataset) else f"hnlm-from-{source}"
+    name = "hnlm" if source in (None, dataset) else f"hnlm-from-{source}"
+    return name if mode == "pair" else f"{name}-{mode}"
+
+
+def adapter_queries(
+    config: Any, root: Path, adapter_info: Mapping[str, Any], view: Any
+) -> tuple[SupervisionSettings, QueryBuilder]:
+    """The query text settings the adapter was fine-tuned with (the config fills the others) and the
+    builder of those queries: inference must embed the texts the adapter learnt from."""
+    trained = adapter_info.get("supervision_settings") or {}
+    text_settings = SupervisionSettings.resolve(config, {k: v for k, v in trained.items() if k in TEXT_KEYS})
+    builder = QueryBuilder.build(view, root / "profiles", text_settings)
+    if text_settings.hnlm_query_cf_dims > 0:
+        builder.attach_cf(root / "supervision", text_settings.hnlm_query_cf_dims)
+    return text_settings, builder
+
+
+def store_identity(
+    view: Any, adapter_info: Mapping[str, Any], text_settings: Any, builder: QueryBuilder, int8: bool
+) -> list[Any]:
+    """What a store's vectors depend on (its fingerprint's parts): data, adapter, query text, int8."""
+    return [
+        view.dataset_fingerprint,
+        adapter_info.get("fingerprint"),
+        adapter_info.get("spec"),
+        {k: getattr(text_settings, k) for k in TEXT_KEYS},
+        builder.profiles_fingerprint,
+        # int8 changes the vectors (slightly), so it is part of the store's identity; threads are not
+        *([{"int8": True}] if int8 else []),  # fp32 stores keep the fingerprint they had
+    ]
 
 
 def infer_store(
@@ -88,24 +117,10 @@ def infer_store(
     view = view if view is not None else training_view(config)
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
     chunk_size = int(chunk_size or setting(config, "hnlm_infer_chunk"))
-    trained_text = {k: v for k, v in (info.get("supervision_settings") or {}).items() if k in TEXT_KEYS}
-    text_settings = SupervisionSettings.resolve(config, trained_text)
-    builder = QueryBuilder.build(view, root / "profiles", text_settings)
-    if text_settings.hnlm_query_cf_dims > 0:
-        builder.attach_cf(root / "supervision", text_settings.hnlm_query_cf_dims)
-    out = out or root / "negatives" / store_name(info, view.dataset)
-    # int8 changes the vectors (slightly), so it is part of the store's identity; threads are not
+    text_settings, builder = adapter_queries(config, root, info, view)
+    out = out or root / "negatives" / store_name(info, view.dataset, "pair")
     int8 = infer_int8(config)
-    key = fingerprint(
-        [
-            view.dataset_fingerprint,
-            info.get("fingerprint"),
-            info.get("spec"),
-            {k: getattr(text_settings, k) for k in TEXT_KEYS},
-            builder.profiles_fingerprint,
-            *([{"int8": True}] if int8 else []),  # fp32 stores keep the fingerprint they had
-        ]
-    )
+    key = fingerprint(store_identity(view, info, text_settings, builder, int8))
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
         if not force and (out / "meta.json").is_file():
             try:
@@ -196,27 +211,3 @@ def infer_store(
             f"{seconds:.1f} s) -> {out}; text fallbacks {dict(builder.fallbacks)}"
         )
         return out
-
-
-def run(args: argparse.Namespace) -> int:
-    from recbole_hnlm.stages.common import artifact_dir, stage_config
-    from recbole_hnlm.stages.finetune import EMBEDDER_DIR
-
-    config = stage_config(args)
-    root = artifact_dir(config)
-    adapter = Path(args.embedder) if args.embedder else root / EMBEDDER_DIR
-    if not (adapter / "embedder.json").is_file():
-        raise SystemExit(
-            f"{adapter / 'embedder.json'} not found: run `recbole-hnlm finetune` first or pass --embedder"
-        )
-    out = infer_store(
-        config,
-        root,
-        adapter,
-        out=Path(args.out) if args.out else None,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-        force=args.force,
-    )
-    print(f"store: {out}")
-    return 0

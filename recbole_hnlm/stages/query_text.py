@@ -2,7 +2,8 @@
 
 ``query(u, i)`` is the text of i (+ its profile) and u's profile (or its recent titles), with the first
 ``hnlm_query_cf_dims`` CF dimensions of u and i when they are serialised; ``passage(j)`` is the text of j
-(+ its profile).
+(+ its profile). ``item_part(i)`` and ``user_part(u)`` split the query's lines into those of i and those of
+u, what the factored store (``hnlm_store_mode: factored``) embeds once per item and once per user.
 """
 
 from __future__ import annotations
@@ -42,15 +43,30 @@ class QueryBuilder:
     def passage(self, item: str) -> str:
         return self.item_text[item]
 
-    def query(self, user: str, item: str) -> str:
-        text = f"Item: {self.item_text[item]}\nUser: {self.user_text[user]}"
+    def _item_lines(self, item: str) -> list[str]:
+        lines = [f"Item: {self.item_text[item]}"]
         if self.cf_user is not None and self.cf_item is not None:
-            fmt = ",".join
-            text += (
-                f"\nUser embedding: [{fmt(f'{x:.2f}' for x in self.cf_user[user])}]"
-                f"\nItem embedding: [{fmt(f'{x:.2f}' for x in self.cf_item[item])}]"
-            )
-        return text
+            lines.append(f"Item embedding: [{','.join(f'{x:.2f}' for x in self.cf_item[item])}]")
+        return lines
+
+    def _user_lines(self, user: str) -> list[str]:
+        lines = [f"User: {self.user_text[user]}"]
+        if self.cf_user is not None and self.cf_item is not None:
+            lines.append(f"User embedding: [{','.join(f'{x:.2f}' for x in self.cf_user[user])}]")
+        return lines
+
+    def query(self, user: str, item: str) -> str:
+        # the line order predates the per-user/per-item split; kept so existing stores keep their text
+        (item_text, *item_cf), (user_text, *user_cf) = self._item_lines(item), self._user_lines(user)
+        return "\n".join([item_text, user_text, *user_cf, *item_cf])
+
+    def item_part(self, item: str) -> str:
+        """The lines of ``query(u, item)`` that depend on the item only (embedded once per item)."""
+        return "\n".join(self._item_lines(item))
+
+    def user_part(self, user: str) -> str:
+        """The lines of ``query(user, i)`` that depend on the user only (embedded once per user)."""
+        return "\n".join(self._user_lines(user))
 
     @classmethod
     def build(cls, view: Any, profiles_dir: Path | None, settings: SupervisionSettings) -> QueryBuilder:
