@@ -11,9 +11,10 @@ so the per-pair cost is a weighted sum and a norm. The store has the pair store'
 either), its own folder (``negatives/hnlm-factored``), producer ``hnlmrec-finetuned-factored`` and a
 fingerprint that includes the mode and w, so neither mode is ever reused for the other.
 
-Not resumable in chunks: ml-100k needs 2,625 encodings (~40 s on one thread at the pair stage's measured
-66 queries/s) and ml-1m 9,746 (~2.5 min), so a rerun costs about what a resume would save. The store lock,
-the reuse check and the atomic write are the pair store's.
+Not resumable in chunks: ml-100k needs 2,598 encodings (943 users, 1,655 items with training interactions;
+the stage took 35 s on one thread of a loaded 2-core machine, ``benchmarks/results/factored_store.md``) and
+ml-1m about 9,700 (a few minutes), so a rerun costs about what a resume would save. The store lock, the
+reuse check and the atomic write are the pair store's.
 """
 
 from __future__ import annotations
