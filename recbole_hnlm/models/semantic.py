@@ -255,7 +255,7 @@ class PluginLossMixin:
         alignment = self.profile_alignment
         with alignment.masking() if alignment is not None else nullcontext():
             prop = self.propagate()
-        user_e, pos_e = prop.user[users], prop.item[pos_items]
+        user_e, pos_e = prop.final_rows(users, pos_items)  # one gather, one zero-filled gradient
         ctx = NegativeContext(
             interaction, users, pos_items, user_e, pos_e, prop, self.NEG_ITEM_ID, self.current_epoch
         )

@@ -46,6 +46,8 @@ class Propagation:
     #: the users+items layers that ``user_layers``/``item_layers`` slice (``from_layers``); items from n_users
     joint_layers: list[torch.Tensor] | None = None
     n_users: int = 0
+    #: the users+items tensor that ``user``/``item`` slice (``from_layers``)
+    joint_final: torch.Tensor | None = None
 
     @classmethod
     def from_layers(
@@ -61,6 +63,7 @@ class Propagation:
             pool=pool,
             joint_layers=list(layers),
             n_users=n_users,
+            joint_final=final,
             **extra,
         )
 
@@ -72,15 +75,31 @@ class Propagation:
         large as its table (and a gather from a slice fills the slice's, then the whole layer's): ~8 MB on
         toys at 64-d, ~3 ms per fill on one CPU thread; so one per layer instead of one per call."""
         if self.joint_layers is None:
-            tables = [self.layers("user")[k]] + [self.layers("item")[k]] * len(items)
-            return [
-                torch.index_select(t, 0, ids.reshape(-1)).view(*ids.shape, t.shape[-1])
-                for t, ids in zip(tables, (users, *items))
-            ]
-        table = self.joint_layers[k]
-        index = torch.cat([users.reshape(-1), *(ids.reshape(-1) + self.n_users for ids in items)])
-        parts = torch.index_select(table, 0, index).split([ids.numel() for ids in (users, *items)])
-        return [part.view(*ids.shape, table.shape[-1]) for part, ids in zip(parts, (users, *items))]
+            return self._split_rows(self.layers("user")[k], self.layers("item")[k], users, items)
+        return self._joint_rows(self.joint_layers[k], users, items)
+
+    def final_rows(self, users: torch.Tensor | None, *items: torch.Tensor) -> list[torch.Tensor]:
+        """``user[users]`` (unless None) and ``item[ids]`` for each item-id tensor, as :meth:`layer_rows`
+        gathers them: one gather from the joint users+items tensor where there is one."""
+        if self.joint_final is None:
+            return self._split_rows(self.user, self.item, users, items)
+        return self._joint_rows(self.joint_final, users, items)
+
+    @staticmethod
+    def _split_rows(
+        user: torch.Tensor, item: torch.Tensor, users: torch.Tensor | None, items: tuple[torch.Tensor, ...]
+    ) -> list[torch.Tensor]:
+        pairs = ([(user, users)] if users is not None else []) + [(item, ids) for ids in items]
+        return [torch.index_select(t, 0, ids.reshape(-1)).view(*ids.shape, t.shape[-1]) for t, ids in pairs]
+
+    def _joint_rows(
+        self, table: torch.Tensor, users: torch.Tensor | None, items: tuple[torch.Tensor, ...]
+    ) -> list[torch.Tensor]:
+        ids_list = ([users] if users is not None else []) + list(items)
+        offsets = ([0] if users is not None else []) + [self.n_users] * len(items)
+        index = torch.cat([ids.reshape(-1) + offset for ids, offset in zip(ids_list, offsets)])
+        parts = torch.index_select(table, 0, index).split([ids.numel() for ids in ids_list])
+        return [part.view(*ids.shape, table.shape[-1]) for part, ids in zip(parts, ids_list)]
 
     def layers(self, kind: str) -> list[torch.Tensor]:
         layers = self.user_layers if kind == "user" else self.item_layers

@@ -55,7 +55,8 @@ class UniformNegatives(NegativeSampler):
 
     def forward(self, ctx: NegativeContext) -> Negatives:
         ids = ctx.interaction[ctx.neg_item_field]
-        return Negatives(emb=ctx.propagation.item[ids], ids=ids)
+        (emb,) = ctx.propagation.final_rows(None, ids)
+        return Negatives(emb=emb, ids=ids)
 
 
 class DNSNegatives(NegativeSampler):
