@@ -22,6 +22,7 @@
 #   aligndns-perm       aligndns queried with the text of a random other item (control: g(h) not tied to i)
 #   aligndns-far        the same with beta = -1.0 (validation screen of beta)
 #   aligndns-cf         aligndns steered by the positive's own CF embedding e_i (control: no text at all)
+#   aligndns16, aligndns16-cf   the same two at M = 16: the budget of DNS(16,2)
 # and, with ORACLE=1 (LightGCN; diagnostic only, never a reported model: the held-out splits shape training),
 #   dnsmn-oracle, dnsmn32-oracle   DNS(16,2) / DNS(32,2) whose candidates never include a held-out
 #                       positive: the ceiling of any false-negative guard
@@ -43,7 +44,8 @@ WHICH=()
 ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns-perm:semdns_permute=True
   dnsmn-oracle:diagnostic_oracle_candidates=True dnsmn32-oracle:diagnostic_oracle_candidates=True
   dnsmn32-oracle:dnsmn_candidates=32 aligndns-pos:aligndns_beta=0.5 aligndns-perm:aligndns_permute=True
-  aligndns-far:aligndns_beta=-1.0 aligndns-cf:aligndns_source=cf)
+  aligndns-far:aligndns_beta=-1.0 aligndns-cf:aligndns_source=cf
+  aligndns16:aligndns_candidates=16 aligndns16-cf:aligndns_candidates=16 aligndns16-cf:aligndns_source=cf)
 if [[ "${ORACLE:-0}" == "1" ]]; then
   ARMS="dnsmn-oracle:dnsmn,dnsmn32-oracle:dnsmn"
   MODELS=LightGCN
