@@ -52,14 +52,15 @@ def _number(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def gather(results: Path = RESULTS, rerun: bool = False) -> str:
+def gather(results: Path = RESULTS, rerun: bool | list[str] = False) -> str:
+    """The page; ``rerun``: True when every script re-ran first, or the names of those that did."""
     files = sorted(p for p in results.glob("*.json") if p.stem != "performance")
     lines = [
         "# Performance",
         "",
         "Every speed benchmark under `benchmarks/results/`, side by side. Ratios compare contenders "
         "measured in the same run (interleaved), never timings from different runs. Gathered by "
-        "`python -m benchmarks.performance`" + (" right after re-running every benchmark." if rerun else "."),
+        "`python -m benchmarks.performance`" + _rerun_note(rerun),
         "",
         "## Where and when each ran",
         "",
@@ -109,6 +110,12 @@ def gather(results: Path = RESULTS, rerun: bool = False) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(sections)
 
 
+def _rerun_note(rerun: bool | list[str]) -> str:
+    if isinstance(rerun, list):
+        return " right after re-running " + ", ".join(rerun) + " in one sweep (the others are older results)."
+    return " right after re-running every benchmark." if rerun else "."
+
+
 def run_all(scripts: list[Path]) -> list[dict[str, Any]]:
     """Run each benchmark script with its defaults, one after another (one session, one machine)."""
     log = []
@@ -138,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             wanted = {n if n.endswith(".py") else f"{n}.py" for n in args.only.split(",")}
             scripts = [p for p in scripts if p.name in wanted]
         failed = [r["script"] for r in run_all(scripts) if r["returncode"] != 0]
-    page = gather(rerun=args.run)
+    rerun = [p.stem for p in scripts] if args.run and args.only else args.run
+    page = gather(rerun=rerun)
     atomic_write_text(RESULTS / "performance.md", page)
     print(f"wrote {RESULTS / 'performance.md'}")
     if failed:
