@@ -2,7 +2,6 @@
 
 from recbole_hnlm.llm.backends import (
     BACKENDS,
-    DEFAULT_BACKEND,
     ChatBackend,
     ChatResult,
     GenerationParams,
@@ -10,13 +9,11 @@ from recbole_hnlm.llm.backends import (
 )
 from recbole_hnlm.llm.cache import RequestCache, request_key
 from recbole_hnlm.llm.concurrency import LLMServerError, RetryPolicy, ServerUnreachableError
-from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, EMBEDDERS, Embedder, make_embedder
+from recbole_hnlm.llm.embedders import EMBEDDERS, Embedder, make_embedder
 from recbole_hnlm.llm.parsing import NEGATIVE_TASK, PROFILE_TASK, Outcome, extract_json, generate_structured
 
 __all__ = [
     "BACKENDS",
-    "DEFAULT_BACKEND",
-    "DEFAULT_EMBEDDER",
     "EMBEDDERS",
     "NEGATIVE_TASK",
     "PROFILE_TASK",

@@ -37,11 +37,11 @@ BACKENDS: dict[str, type] = {
     LlamaCppChat.name: LlamaCppChat,
     TransformersChat.name: TransformersChat,
 }
-DEFAULT_BACKEND = LlamaCppChat.name
 
 
-def make_backend(name: str = DEFAULT_BACKEND, **options: Any) -> ChatBackend:
-    """Build a backend by registry name; ``options`` are its constructor's keyword arguments."""
+def make_backend(name: str, **options: Any) -> ChatBackend:
+    """Build a backend by registry name (the default, ``llm_backend``, lives in overall.yaml); ``options`` are
+    its constructor's keyword arguments."""
     try:
         cls = BACKENDS[name]
     except KeyError:
@@ -51,7 +51,6 @@ def make_backend(name: str = DEFAULT_BACKEND, **options: Any) -> ChatBackend:
 
 __all__ = [
     "BACKENDS",
-    "DEFAULT_BACKEND",
     "SMOLLM2_GGUF",
     "ChatBackend",
     "ChatResult",

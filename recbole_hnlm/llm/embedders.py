@@ -187,10 +187,10 @@ EMBEDDERS: dict[str, type] = {
     OpenAIEmbedder.name: OpenAIEmbedder,
     OllamaEmbedder.name: OllamaEmbedder,
 }
-DEFAULT_EMBEDDER = SentenceTransformerEmbedder.name
 
 
-def make_embedder(name: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
+def make_embedder(name: str, **options: Any) -> Embedder:
+    """Build an embedder by registry name (the default, ``embedder``, lives in overall.yaml)."""
     try:
         cls = EMBEDDERS[name]
     except KeyError:

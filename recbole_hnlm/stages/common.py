@@ -16,7 +16,7 @@ from recbole_hnlm.config_values import config_value, dataset_artifacts, default_
 from recbole_hnlm.io import fingerprint
 from recbole_hnlm.llm.backends import ChatBackend, GenerationParams, make_backend
 from recbole_hnlm.llm.concurrency import RetryPolicy
-from recbole_hnlm.llm.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from recbole_hnlm.llm.embedders import Embedder, SentenceTransformerEmbedder, make_embedder
 from recbole_hnlm.llm.prompts import ItemRecord, PromptBudget
 from recbole_hnlm.stages.cli import add_common_arguments  # noqa: F401  (the stages' shared flags)
 
@@ -94,7 +94,7 @@ class LLMSettings:
 
     def make_embedder(self) -> Embedder:
         options: dict[str, Any] = {"batch_size": self.embedder_batch_size}
-        if self.embedder == DEFAULT_EMBEDDER:
+        if self.embedder == SentenceTransformerEmbedder.name:  # the local model takes a path, not a URL
             options["model_path"] = self.embedder_model
         else:
             options.update(base_url=self.embedder_base_url, model=self.embedder_model)

@@ -3,7 +3,9 @@ name it held, so old imports keep working."""
 
 from __future__ import annotations
 
+from recbole_hnlm.config_values import default_of
 from recbole_hnlm.llm import backends, chat, http_chat, local_chat
+from recbole_hnlm.llm.embedders import EMBEDDERS
 
 HOMES = {
     chat: ("ChatBackend", "ChatResult", "GenerationParams", "Messages"),
@@ -27,5 +29,5 @@ def test_the_registry_names_each_backend_class():
         "transformers": local_chat.TransformersChat,
     }
     assert dict(backends.BACKENDS) == expected
-    assert backends.DEFAULT_BACKEND == "llamacpp"
+    assert default_of("llm_backend") in backends.BACKENDS and default_of("embedder") in EMBEDDERS
     assert issubclass(local_chat.LlamaCppChat, http_chat.OpenAIChat)
