@@ -5,7 +5,12 @@ Same dataset, split, batch size (4096), 64-d, 2 layers, one thread, the same M =
 hard sampler; epochs interleaved (the first round is dropped). Writes
 ``benchmarks/results/sampler_speed.{json,md}``. Targets: DNS, DNS(M,N), AHNS <= 1.3x; MixGCF, DENS <= 1.6x.
 
-    python -m benchmarks.sampler_speed [--data_path ../shared/data] [--epochs 3] [--candidates 16]
+``--text`` adds the text-driven samplers at a candidate budget of 2M, each against DNS(2M, 2), the
+same-size uniform pool (target <= 1.3x of it): semdns (M uniform + M text neighbours), guarddns (2M drawn,
+M dropped) and aligndns (2M, steered). Their item vectors are built first when missing (the embedded
+sentence embedder), outside the timing.
+
+    python -m benchmarks.sampler_speed [--data_path ../shared/data] [--epochs 3] [--candidates 16] [--text]
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ import torch
 import recbole_hnlm  # noqa: F401
 from benchmarks.common import PROTOCOL, SHARED_DATA, epoch_runner, interleaved_epochs, machine, write_results
 from recbole_hnlm import methods
+from recbole_hnlm.config import make_config
+from recbole_hnlm.pipeline import ensure_item_vectors
 
 TARGETS = {"rns": None, "dns": 1.3, "dnsmn": 1.3, "ahns": 1.3, "mixgcf": 1.6, "dens": 1.6}
 # The timed hard samplers, in the table's order; each must be a hard method of the catalogue.
 HARD = [name for name in TARGETS if methods.kind_of(name) == methods.HARD and name != "rns"]
 OWN_DEFAULT_M = {"dens": 6, "ahns": 32}  # the reference code's n_negs, our yaml defaults
+TEXT = ("semdns", "guarddns", "aligndns")  # timed with --text, against DNS(2M, 2)
+TEXT_TARGET = 1.3
 LABELS = {
     "LightGCN": "RecBole LightGCN, uniform (baseline)",
     "LightGCN-dynamic": "RecBole LightGCN, dynamic DNS",
@@ -36,7 +45,25 @@ LABELS = {
     "ahns": "HNLM-LightGCN, AHNS",
     "mixgcf": "HNLM-LightGCN, MixGCF",
     "dens": "HNLM-LightGCN, DENS",
+    "dnsmn-2M": "HNLM-LightGCN, DNS(2M,N=2): the text samplers' same-size pool",
+    "semdns": "HNLM-LightGCN, semdns (M uniform + M text neighbours)",
+    "guarddns": "HNLM-LightGCN, guarddns (2M drawn, M dropped by text)",
+    "aligndns": "HNLM-LightGCN, aligndns (2M, steered by g(text))",
 }
+
+
+def text_runners(dataset: str, base: dict, m: int) -> dict:
+    """Epoch runners of DNS(2M, 2) and the text samplers at a budget of 2M candidates (item vectors built
+    first, untimed)."""
+    vectors = ensure_item_vectors(make_config("HNLMLightGCN", dataset, config_dict=base))
+    text = {**base, "item_vectors": str(vectors)}
+    settings = {
+        "dnsmn-2M": {"neg_sampler": "dnsmn", "dnsmn_candidates": 2 * m},
+        "semdns": {"neg_sampler": "semdns", "semdns_candidates": m, "semdns_k": m},
+        "guarddns": {"neg_sampler": "guarddns", "guarddns_candidates": 2 * m, "guarddns_drop": m},
+        "aligndns": {"neg_sampler": "aligndns", "aligndns_candidates": 2 * m},
+    }
+    return {name: epoch_runner("HNLMLightGCN", dataset, {**text, **c}) for name, c in settings.items()}
 
 
 def main() -> None:
@@ -45,6 +72,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="toys")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per contender (after 1 warm-up)")
     parser.add_argument("--candidates", type=int, default=16, help="M for every hard sampler")
+    parser.add_argument("--text", action="store_true", help="also the text samplers, against DNS(2M, 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     workdir = tempfile.mkdtemp(prefix="sampler-speed-")
@@ -75,6 +103,8 @@ def main() -> None:
         if own_m != m:  # also at the sampler's own default M (properties/overall.yaml)
             overrides = {"neg_sampler": sampler, f"{sampler}_candidates": own_m}
             runners[f"{sampler}-M{own_m}"] = epoch_runner("HNLMLightGCN", args.dataset, {**base, **overrides})
+    if args.text:
+        runners.update(text_runners(args.dataset, base, m))
     before = machine()
     times = interleaved_epochs(runners, epochs=args.epochs, warmup=1)
     baseline = statistics.mean(times["LightGCN"])
@@ -84,17 +114,19 @@ def main() -> None:
         sampler, _, own_m = name.partition("-M")
         target = TARGETS.get(sampler)
         label = LABELS.get(name) or f"{LABELS[sampler]} (own default M = {own_m})"
-        rows.append(
-            {
-                "name": name,
-                "label": label,
-                "epoch_seconds": values,
-                "mean_seconds": mean,
-                "ratio": mean / baseline,
-                "target": target,
-                "meets_target": None if target is None else mean / baseline <= target,
-            }
-        )
+        row = {
+            "name": name,
+            "label": label,
+            "epoch_seconds": values,
+            "mean_seconds": mean,
+            "ratio": mean / baseline,
+            "target": target,
+            "meets_target": None if target is None else mean / baseline <= target,
+        }
+        if name in TEXT:  # the text samplers' yardstick is the same-size uniform pool, DNS(2M, 2)
+            ratio = mean / statistics.mean(times["dnsmn-2M"])
+            row.update(ratio_to_same_size_dns=ratio, target=TEXT_TARGET, meets_target=ratio <= TEXT_TARGET)
+        rows.append(row)
     payload = {
         "benchmark": "sampler_speed",
         "dataset": args.dataset,
@@ -112,8 +144,8 @@ def main() -> None:
         f"{before['date']}; load average before {tuple(round(x, 2) for x in before['load_average'])}, "
         f"after {tuple(round(x, 2) for x in payload['machine_after']['load_average'])}.",
         "",
-        "| contender | s/epoch | ratio | target |",
-        "|---|---:|---:|---:|",
+        "| contender | s/epoch | ratio | vs DNS(2M,2) | target |",
+        "|---|---:|---:|---:|---:|",
     ]
     for row in rows:
         target = (
@@ -121,7 +153,11 @@ def main() -> None:
             if row["target"] is None
             else f"<= {row['target']}x " + ("ok" if row["meets_target"] else "MISSED")
         )
-        lines.append(f"| {row['label']} | {row['mean_seconds']:.2f} | {row['ratio']:.2f}x | {target} |")
+        same_size = row.get("ratio_to_same_size_dns")
+        lines.append(
+            f"| {row['label']} | {row['mean_seconds']:.2f} | {row['ratio']:.2f}x | "
+            f"{'' if same_size is None else f'{same_size:.2f}x'} | {target} |"
+        )
     write_results("sampler_speed", payload, "\n".join(lines) + "\n")
 
 
