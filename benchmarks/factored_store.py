@@ -115,7 +115,12 @@ def main() -> None:
         "adapter": str(args.adapter) if args.adapter else "fresh (base model)",
         "threads": args.threads,
         "pairs": len(users),
-        "factored": {"encodings": encodings, "seconds": round(factored_seconds, 1), **details},
+        # the stage's own details, less where its adapter lay (a temporary folder: a path of this machine)
+        "factored": {
+            "encodings": encodings,
+            "seconds": round(factored_seconds, 1),
+            **{k: v for k, v in details.items() if k != "adapter_dir"},
+        },
         "pair_sample": {
             "queries": len(queries),
             "seconds": round(pair_seconds, 2),

@@ -35,7 +35,8 @@ DATA="${DATA:-../shared/data}"
 OUT="${OUT:-benchmarks/results/converged}"
 MODELS="${MODELS:-LightGCN,MF}"
 ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:semdns,aligndns"
-ARMS+=",aligndns-pos:aligndns,aligndns-perm:aligndns"
+ARMS+=",aligndns-pos:aligndns,aligndns-far:aligndns,aligndns-perm:aligndns,aligndns-cf:aligndns"
+ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")

@@ -10,7 +10,8 @@ same-size uniform pool (target <= 1.3x of it): semdns (M uniform + M text neighb
 M dropped) and aligndns (2M, steered). Their item vectors are built first when missing (the embedded
 sentence embedder), outside the timing.
 
-    python -m benchmarks.sampler_speed [--data_path ../shared/data] [--epochs 3] [--candidates 16] [--text]
+    python -m benchmarks.sampler_speed [--data_path ../shared/data] [--epochs 3] [--candidates 16]
+        [--text [--text_fields keywords]]        (the toys stand-in's only text is its keywords)
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ LABELS = {
 }
 
 
-def text_runners(dataset: str, base: dict, m: int) -> dict:
+def text_runners(dataset: str, base: dict, m: int, text_fields: list[str] | None) -> dict:
     """Epoch runners of DNS(2M, 2) and the text samplers at a budget of 2M candidates (item vectors built
     first, untimed)."""
-    vectors = ensure_item_vectors(make_config("HNLMLightGCN", dataset, config_dict=base))
+    fields = {"text_fields": text_fields} if text_fields else {}
+    vectors = ensure_item_vectors(make_config("HNLMLightGCN", dataset, config_dict={**base, **fields}))
     text = {**base, "item_vectors": str(vectors)}
     settings = {
         "dnsmn-2M": {"neg_sampler": "dnsmn", "dnsmn_candidates": 2 * m},
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per contender (after 1 warm-up)")
     parser.add_argument("--candidates", type=int, default=16, help="M for every hard sampler")
     parser.add_argument("--text", action="store_true", help="also the text samplers, against DNS(2M, 2)")
+    parser.add_argument("--text_fields", help="comma-separated item text columns (default: the dataset's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     workdir = tempfile.mkdtemp(prefix="sampler-speed-")
@@ -104,7 +107,8 @@ def main() -> None:
             overrides = {"neg_sampler": sampler, f"{sampler}_candidates": own_m}
             runners[f"{sampler}-M{own_m}"] = epoch_runner("HNLMLightGCN", args.dataset, {**base, **overrides})
     if args.text:
-        runners.update(text_runners(args.dataset, base, m))
+        fields = args.text_fields.split(",") if args.text_fields else None
+        runners.update(text_runners(args.dataset, base, m, fields))
     before = machine()
     times = interleaved_epochs(runners, epochs=args.epochs, warmup=1)
     baseline = statistics.mean(times["LightGCN"])
