@@ -26,9 +26,10 @@ def test_two_runs_in_one_process_leave_two_complete_logs(in_tmp):
         text = logs[0].read_text()
         assert f"\nseed = {seed}\n" in text  # the run's own config heads its log
         assert "epoch 0 training" in text and "Saving current" in text
-        assert str(run) in text  # this run's checkpoint, not the other run's
+        assert f"{run}/" in text  # this run's checkpoint, not the other run's
         other = runs[1] if run == runs[0] else runs[0]
-        assert str(other) not in text
+        # with the separator: two runs in one second are <stamp> and <stamp>~2, one a prefix of the other
+        assert f"{other}/" not in text
         boards = list((run / "log_tensorboard").iterdir())
         assert len(boards) == 1 and boards[0].name == logs[0].stem
         assert list(boards[0].glob("events.out.tfevents.*"))

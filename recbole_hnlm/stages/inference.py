@@ -96,6 +96,19 @@ def store_identity(
     ]
 
 
+def store_is_current(out: Path, key: str) -> bool:
+    """Whether ``out`` already holds a readable store written under fingerprint ``key`` (then it is reused;
+    an unreadable or foreign one is rebuilt, after ``check_replaceable`` says it may be)."""
+    from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
+
+    if not (out / "meta.json").is_file():
+        return False
+    try:
+        return SemanticNegativeStore(out).meta.details.get("fingerprint") == key
+    except StoreError:
+        return False
+
+
 def infer_store(
     config: Any,
     root: Path,
@@ -110,7 +123,7 @@ def infer_store(
     fail_after_chunks: int | None = None,
 ) -> Path:
     """Embed every training pair's query with the adapter in ``adapter_dir``; returns the store folder."""
-    from recbole_hnlm.negatives.store import STORE_FORMAT, SemanticNegativeStore, StoreError, write_store
+    from recbole_hnlm.negatives.store import STORE_FORMAT, write_store
 
     adapter_dir = Path(adapter_dir)
     info = read_adapter_info(adapter_dir)
@@ -122,12 +135,8 @@ def infer_store(
     int8 = infer_int8(config)
     key = fingerprint(store_identity(view, info, text_settings, builder, int8))
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
-        if not force and (out / "meta.json").is_file():
-            try:
-                if SemanticNegativeStore(out).meta.details.get("fingerprint") == key:
-                    return out
-            except StoreError:
-                pass
+        if not force and store_is_current(out, key):
+            return out
         check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
         start = time.perf_counter()
         users, items = training_pairs(view)

@@ -36,6 +36,7 @@ from recbole_hnlm.stages.inference import (
     TEXT_KEYS,
     adapter_queries,
     store_identity,
+    store_is_current,
     store_name,
     training_pairs,
 )
@@ -105,7 +106,7 @@ def infer_factored_store(
 ) -> Path:
     """Embed every training user's and item's part of the query once, compose each training pair's vector;
     returns the store folder."""
-    from recbole_hnlm.negatives.store import STORE_FORMAT, SemanticNegativeStore, StoreError, write_store
+    from recbole_hnlm.negatives.store import STORE_FORMAT, write_store
 
     adapter_dir = Path(adapter_dir)
     info = read_adapter_info(adapter_dir)
@@ -118,12 +119,8 @@ def infer_factored_store(
     mode = {"hnlm_store_mode": MODE, "hnlm_factored_item_weight": weight}
     key = fingerprint([*store_identity(view, info, text_settings, builder, int8), mode])
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
-        if not force and (out / "meta.json").is_file():
-            try:
-                if SemanticNegativeStore(out).meta.details.get("fingerprint") == key:
-                    return out
-            except StoreError:
-                pass
+        if not force and store_is_current(out, key):
+            return out
         check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
         start = time.perf_counter()
         users, items = training_pairs(view)
