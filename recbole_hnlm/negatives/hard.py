@@ -48,6 +48,26 @@ def pick(candidates: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return candidates.gather(1, index)
 
 
+class EpochShare:
+    """Counts, per training epoch, how many of a sampler's picks had some property (came from text, were
+    changed by it), for the sampler's report: the share overall and per epoch."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, list[int]] = {}  # epoch -> [picks with the property, all picks]
+
+    def add(self, epoch: int, hits: int, total: int) -> None:
+        counts = self.counts.setdefault(epoch, [0, 0])
+        counts[0] += hits
+        counts[1] += total
+
+    def overall(self) -> float | None:
+        total = sum(c[1] for c in self.counts.values())
+        return sum(c[0] for c in self.counts.values()) / total if total else None
+
+    def by_epoch(self) -> dict[int, float]:
+        return {e: round(c[0] / c[1], 4) for e, c in sorted(self.counts.items()) if c[1]}
+
+
 class UniformNegatives(NegativeSampler):
     """RNS: the uniformly drawn negative RecBole's sampler attached to the batch (``neg_item_id``)."""
 
@@ -84,14 +104,18 @@ class DNSMNNegatives(NegativeSampler):
         if self.top_n < 1:
             raise ValueError(f"config key 'dnsmn_n' must be >= 1, got {self.top_n}")
 
-    def top_columns(self, ctx: NegativeContext, cands: torch.Tensor) -> torch.Tensor:
-        """``[B, N]`` columns of ``cands`` [B, M] of the N candidates the current model scores highest."""
+    def top_columns(
+        self, ctx: NegativeContext, cands: torch.Tensor, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[B, N]`` columns of ``cands`` [B, M] of the N candidates the current model scores highest:
+        by inner product with the user's embedding, or with ``query`` [B, d] when a sampler steers it."""
         if self.top_n > cands.shape[1]:
             raise ValueError(
                 f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates "
                 f"(raise {self.name}_candidates or neg_candidates)"
             )
-        return candidate_scores(ctx.user_e, ctx.propagation.item, cands).topk(self.top_n, dim=1).indices
+        query = ctx.user_e if query is None else query
+        return candidate_scores(query, ctx.propagation.item, cands).topk(self.top_n, dim=1).indices
 
     def forward(self, ctx: NegativeContext) -> Negatives:
         cands = ctx.candidates()

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.candidates import CandidateSampler
-from recbole_hnlm.negatives.hard import DNSMNNegatives, pick, rows
+from recbole_hnlm.negatives.hard import DNSMNNegatives, EpochShare, pick, rows
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 from recbole_hnlm.negatives.store import SemanticNegativeStore, StoreError
 
@@ -144,7 +144,7 @@ class SemanticPoolNegatives(DNSMNNegatives):
 
     def __init__(self, config: Any, dim: int) -> None:
         super().__init__(config, dim)
-        self.picks_by_epoch: dict[int, list[int]] = {}  # epoch -> [picks from semantic slots, all picks]
+        self.semantic_picks = EpochShare()  # picks that came from the semantic slots
 
     def forward(self, ctx: NegativeContext) -> Negatives:
         uniform = ctx.candidates()
@@ -153,19 +153,13 @@ class SemanticPoolNegatives(DNSMNNegatives):
         top = self.top_columns(ctx, cands)
         if self.training:
             from_semantic = torch.cat([torch.zeros_like(uniform, dtype=torch.bool), semantic], dim=1)
-            counts = self.picks_by_epoch.setdefault(ctx.epoch, [0, 0])
-            counts[0] += int(from_semantic.gather(1, top).sum())
-            counts[1] += top.numel()
+            self.semantic_picks.add(ctx.epoch, int(from_semantic.gather(1, top).sum()), top.numel())
         ids = pick(cands, top)
         return Negatives(emb=rows(ctx.propagation.item, ids), ids=ids)
 
     def report(self) -> dict[str, Any]:
         """The share of picks that came from the semantic slots, overall and per epoch."""
-        semantic = sum(c[0] for c in self.picks_by_epoch.values())
-        total = sum(c[1] for c in self.picks_by_epoch.values())
         return {
-            "semantic_pick_share": semantic / total if total else None,
-            "semantic_pick_share_by_epoch": {
-                e: round(c[0] / c[1], 4) for e, c in sorted(self.picks_by_epoch.items()) if c[1]
-            },
+            "semantic_pick_share": self.semantic_picks.overall(),
+            "semantic_pick_share_by_epoch": self.semantic_picks.by_epoch(),
         }

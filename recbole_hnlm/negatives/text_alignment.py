@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
-from recbole_hnlm.negatives.hard import DNSMNNegatives, candidate_scores, pick, rows
+from recbole_hnlm.negatives.hard import DNSMNNegatives, EpochShare, pick, rows
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors
 from recbole_hnlm.negatives.text_guard import principal_projection
 
@@ -106,7 +106,7 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         self.query_row: torch.Tensor | None = None  # item id -> the item whose text is its query
         self.fitted_epoch: int | None = None
         self.fit_r2: dict[int, float] = {}
-        self.changed_by_epoch: dict[int, list[int]] = {}  # epoch -> [picks the text changed, all picks]
+        self.changed_picks = EpochShare()  # picks the text changed against DNS(M,N)'s
 
     def bind(self, dataset: Any) -> None:
         """Load the item vectors and set g up on the items of the training split ``dataset``."""
@@ -146,28 +146,18 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         item = ctx.propagation.item
         if self.training:
             self.refit(ctx.epoch, item)
-        if self.top_n > cands.shape[1]:
-            raise ValueError(
-                f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates"
-            )
-        top = candidate_scores(self.steered_query(ctx), item, cands).topk(self.top_n, dim=1).indices
+        top = self.top_columns(ctx, cands, self.steered_query(ctx))
         if self.training:
             plain = self.top_columns(ctx, cands)
             same = (top.unsqueeze(2) == plain.unsqueeze(1)).any(dim=2)
-            counts = self.changed_by_epoch.setdefault(ctx.epoch, [0, 0])
-            counts[0] += int((~same).sum())
-            counts[1] += top.numel()
+            self.changed_picks.add(ctx.epoch, int((~same).sum()), top.numel())
         ids = pick(cands, top)
         return Negatives(emb=rows(item, ids), ids=ids)
 
     def report(self) -> dict[str, Any]:
         """g's R² at each refit and the share of picks the text changed against DNS(M,N)."""
-        changed = sum(c[0] for c in self.changed_by_epoch.values())
-        total = sum(c[1] for c in self.changed_by_epoch.values())
         return {
-            "text_changed_pick_share": changed / total if total else None,
-            "text_changed_pick_share_by_epoch": {
-                e: round(c[0] / c[1], 4) for e, c in sorted(self.changed_by_epoch.items()) if c[1]
-            },
+            "text_changed_pick_share": self.changed_picks.overall(),
+            "text_changed_pick_share_by_epoch": self.changed_picks.by_epoch(),
             "text_map_r2_by_epoch": dict(sorted(self.fit_r2.items())),
         }
