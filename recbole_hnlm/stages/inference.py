@@ -20,9 +20,9 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -96,6 +96,41 @@ def store_identity(
     ]
 
 
+class StorePlan(NamedTuple):
+    """What a store build settles before any embedding: the adapter, the training view, the query texts,
+    the store folder and the fingerprint a reusable store there must carry."""
+
+    adapter_dir: Path
+    info: Mapping[str, Any]
+    view: Any
+    text_settings: SupervisionSettings
+    builder: QueryBuilder
+    out: Path
+    int8: bool
+    key: str
+
+
+def plan_store(
+    config: Any,
+    root: Path,
+    adapter_dir: str | Path,
+    view: Any,
+    out: Path | None,
+    mode: str,
+    mode_identity: Sequence[Any] = (),
+) -> StorePlan:
+    """The :class:`StorePlan` of a ``mode`` store (pair or factored); ``mode_identity`` adds what only that
+    mode's vectors depend on to the fingerprint (nothing for pair stores, which keep the one they had)."""
+    adapter_dir = Path(adapter_dir)
+    info = read_adapter_info(adapter_dir)
+    view = view if view is not None else training_view(config)
+    text_settings, builder = adapter_queries(config, root, info, view)
+    out = out or root / "negatives" / store_name(info, view.dataset, mode)
+    int8 = infer_int8(config)
+    key = fingerprint([*store_identity(view, info, text_settings, builder, int8), *mode_identity])
+    return StorePlan(adapter_dir, info, view, text_settings, builder, out, int8, key)
+
+
 def store_is_current(out: Path, key: str) -> bool:
     """Whether ``out`` already holds a readable store written under fingerprint ``key`` (then it is reused;
     an unreadable or foreign one is rebuilt, after ``check_replaceable`` says it may be)."""
@@ -125,15 +160,11 @@ def infer_store(
     """Embed every training pair's query with the adapter in ``adapter_dir``; returns the store folder."""
     from recbole_hnlm.negatives.store import STORE_FORMAT, write_store
 
-    adapter_dir = Path(adapter_dir)
-    info = read_adapter_info(adapter_dir)
-    view = view if view is not None else training_view(config)
+    adapter_dir, info, view, text_settings, builder, out, int8, key = plan_store(
+        config, root, adapter_dir, view, out, "pair"
+    )
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
     chunk_size = int(chunk_size or setting(config, "hnlm_infer_chunk"))
-    text_settings, builder = adapter_queries(config, root, info, view)
-    out = out or root / "negatives" / store_name(info, view.dataset, "pair")
-    int8 = infer_int8(config)
-    key = fingerprint(store_identity(view, info, text_settings, builder, int8))
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
         if not force and store_is_current(out, key):
             return out

@@ -28,16 +28,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recbole_hnlm.config_values import setting
-from recbole_hnlm.io import artefact_lock, check_replaceable, fingerprint
-from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_threads
-from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
-from recbole_hnlm.stages.common import training_view
+from recbole_hnlm.io import artefact_lock, check_replaceable
+from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_threads
+from recbole_hnlm.llm.embedding_model import EmbeddingModel
 from recbole_hnlm.stages.inference import (
     TEXT_KEYS,
-    adapter_queries,
-    store_identity,
+    plan_store,
     store_is_current,
-    store_name,
     training_pairs,
 )
 
@@ -108,16 +105,12 @@ def infer_factored_store(
     returns the store folder."""
     from recbole_hnlm.negatives.store import STORE_FORMAT, write_store
 
-    adapter_dir = Path(adapter_dir)
-    info = read_adapter_info(adapter_dir)
-    view = view if view is not None else training_view(config)
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
     weight = item_weight(config)
-    text_settings, builder = adapter_queries(config, root, info, view)
-    out = out or root / "negatives" / store_name(info, view.dataset, MODE)
-    int8 = infer_int8(config)
     mode = {"hnlm_store_mode": MODE, "hnlm_factored_item_weight": weight}
-    key = fingerprint([*store_identity(view, info, text_settings, builder, int8), mode])
+    adapter_dir, info, view, text_settings, builder, out, int8, key = plan_store(
+        config, root, adapter_dir, view, out, MODE, [mode]
+    )
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
         if not force and store_is_current(out, key):
             return out
