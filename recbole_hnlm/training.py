@@ -60,6 +60,9 @@ def sampler_report(model: Any, train_data: Any) -> dict[str, Any]:
     pool = getattr(train_data, "semantic_pool", None)
     if pool is not None:
         report["semantic_pool_redrawn_share"] = pool.redrawn / pool.drawn if pool.drawn else None
+    guard = getattr(train_data, "text_guard", None)
+    if guard is not None:
+        report.update(guard.report())
     return report
 
 

@@ -107,3 +107,12 @@ def configured_item_vectors(config: Any, dataset: Any) -> torch.Tensor:
             "vectors (`recbole-hnlm item-vectors --dataset D` writes them; run_hnlm builds them when unset)"
         )
     return load_item_vectors(folder, dataset)
+
+
+def text_permutation(rows: int, seed: int) -> torch.Tensor:
+    """``[rows]`` item id -> the item whose text stands in for it: a seeded shuffle of the real items that
+    keeps [PAD] (row 0) in place. The text samplers' permutation control reads item k's text from item
+    ``perm[k]``: the same vectors and the same structure, no longer tied to the item."""
+    perm = torch.arange(rows)
+    perm[1:] = 1 + torch.randperm(rows - 1, generator=torch.Generator().manual_seed(seed))
+    return perm

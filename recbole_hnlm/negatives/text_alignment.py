@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.base import NegativeContext, Negatives
 from recbole_hnlm.negatives.hard import DNSMNNegatives, EpochShare, pick, rows
-from recbole_hnlm.negatives.item_vectors import configured_item_vectors
+from recbole_hnlm.negatives.item_vectors import configured_item_vectors, text_permutation
 from recbole_hnlm.negatives.text_guard import principal_projection
 
 STEERING_SOURCES = ("text", "cf")
@@ -114,11 +114,8 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         features = principal_projection(vectors, self.dims) if self.dims else vectors
         trained = torch.unique(torch.as_tensor(dataset.inter_feat[dataset.iid_field]))
         self.text_map = RidgeTextMap(features, trained[trained > 0], self.ridge)
-        query_row = torch.arange(vectors.shape[0])
-        if self.permute:
-            generator = torch.Generator().manual_seed(self.seed)
-            query_row[1:] = 1 + torch.randperm(vectors.shape[0] - 1, generator=generator)
-        self.query_row = query_row
+        rows = vectors.shape[0]
+        self.query_row = text_permutation(rows, self.seed) if self.permute else torch.arange(rows)
 
     def refit(self, epoch: int, items: torch.Tensor) -> None:
         """Fit g at the first batch of every ``aligndns_refit``-th epoch (and before first use)."""
