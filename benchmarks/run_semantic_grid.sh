@@ -23,6 +23,11 @@
 #   aligndns-far        the same with beta = -1.0 (validation screen of beta)
 #   aligndns-cf         aligndns steered by the positive's own CF embedding e_i (control: no text at all)
 #   aligndns16, aligndns16-cf   the same two at M = 16: the budget of DNS(16,2)
+#   guardq80, guardq90, guardq95   catalogue veto: 20 uniform candidates, of which the first 16 not among
+#                       the user's closest 20% / 10% / 5% of the catalogue by text taste (guarddns_quantile
+#                       0.8 / 0.9 / 0.95), DNS(16,2) on those 16 (validation screen of q)
+#   guardq90-perm       guardq90 with every item's text read from a random other item (control: the same
+#                       veto size and structure, not tied to the item)
 # and, with ORACLE=1 (LightGCN; diagnostic only, never a reported model: the held-out splits shape training),
 #   dnsmn-oracle, dnsmn32-oracle   DNS(16,2) / DNS(32,2) whose candidates never include a held-out
 #                       positive: the ceiling of any false-negative guard
@@ -36,7 +41,8 @@ OUT="${OUT:-benchmarks/results/converged}"
 MODELS="${MODELS:-LightGCN,MF}"
 ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:semdns,aligndns"
 ARMS+=",aligndns-pos:aligndns,aligndns-far:aligndns,aligndns-perm:aligndns,aligndns-cf:aligndns"
-ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns"
+ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns,guardq80:guarddns,guardq90:guarddns,guardq95:guarddns"
+ARMS+=",guardq90-perm:guarddns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
@@ -47,6 +53,10 @@ ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns
   dnsmn32-oracle:dnsmn_candidates=32 aligndns-pos:aligndns_beta=0.5 aligndns-perm:aligndns_permute=True
   aligndns-far:aligndns_beta=-1.0 aligndns-cf:aligndns_source=cf
   aligndns16:aligndns_candidates=16 aligndns16-cf:aligndns_candidates=16 aligndns16-cf:aligndns_source=cf)
+for arm in guardq80:0.8 guardq90:0.9 guardq95:0.95 guardq90-perm:0.9; do
+  ARM_CONFIG+=("${arm%%:*}:guarddns_candidates=20" "${arm%%:*}:guarddns_drop=4" "${arm%%:*}:guarddns_quantile=${arm#*:}")
+done
+ARM_CONFIG+=(guardq90-perm:guarddns_permute=True)
 if [[ "${ORACLE:-0}" == "1" ]]; then
   ARMS="dnsmn-oracle:dnsmn,dnsmn32-oracle:dnsmn"
   MODELS=LightGCN

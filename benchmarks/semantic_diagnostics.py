@@ -39,20 +39,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import binom
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS, machine, write_results
+from benchmarks.semantic_diagnostics_report import markdown
 from recbole_hnlm.bench.groups import heldout_keys, is_heldout
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.negatives.candidates import CandidateSampler
 from recbole_hnlm.negatives.hard import candidate_scores
-from recbole_hnlm.negatives.item_vectors import load_item_vectors
+from recbole_hnlm.negatives.item_vectors import load_item_vectors, text_permutation
 from recbole_hnlm.negatives.semantic_pool import nearest_items
 from recbole_hnlm.negatives.text_guard import TextGuard
 from recbole_hnlm.quick_start import load_data_and_model
 from recbole_hnlm.stages.supervision import cf_embeddings
 
 NAME = "semantic_diagnostics"
+# closeness on the item vectors' principal directions, as the sampler measures it (the yaml default): the raw
+# MiniLM vectors share one large common direction that would rank every user's catalogue alike
+GUARD_DIMS = config_value({}, "guarddns_dims")
 
 
 def share(hits: np.ndarray) -> float:
@@ -79,35 +85,88 @@ def text_neighbours(ctx: dict[str, Any], neighbours: int) -> dict[str, Any]:
     }
 
 
-def guard(ctx: dict[str, Any], drawn: int = 32, top_n: int = 2) -> dict[str, Any]:
-    users, n_items, keys = ctx["users"], ctx["n_items"], ctx["keys"]
-    text_guard = TextGuard(ctx["vectors"], ctx["train_users"], ctx["train_items"], ctx["n_users"], drawn // 2)
+def dns_picks(ctx: dict[str, Any], pool: torch.Tensor, top_n: int = 2) -> np.ndarray:
+    """DNS's top-``top_n`` of each row of ``pool`` under the checkpoint's scores."""
+    scores = candidate_scores(ctx["user_e"][torch.from_numpy(ctx["users"])], ctx["item_e"], pool)
+    return pool.gather(1, scores.topk(top_n, dim=1).indices).numpy()
+
+
+def heldout_share(ctx: dict[str, Any], pool: np.ndarray) -> float:
+    users = np.repeat(ctx["users"][:, None], pool.shape[1], axis=1)
+    return share(is_heldout(users, pool, ctx["keys"], ctx["n_items"]))
+
+
+def excluded_share(drawn: int, drop: int, below: float = 0.05) -> float:
+    """The share of each user's catalogue that the per-row guard (drop the ``drop`` closest of ``drawn``)
+    keeps with probability under ``below``: an item at closeness percentile p is kept when fewer than
+    drawn − drop of the other drawn − 1 candidates are less close, P = binom.cdf(drawn − drop − 1,
+    drawn − 1, p)."""
+    grid = np.linspace(0.0, 1.0, 10001)
+    kept = binom.cdf(drawn - drop - 1, drawn - 1, grid)
+    return float(1.0 - grid[np.argmax(kept < below)])
+
+
+def guard(ctx: dict[str, Any], drawn: int = 32) -> dict[str, Any]:
+    users, n_items = ctx["users"], ctx["n_items"]
+    text_guard = TextGuard(
+        ctx["vectors"], ctx["train_users"], ctx["train_items"], ctx["n_users"], drawn // 2, dims=GUARD_DIMS
+    )
     np.random.seed(1)
     sampler_32 = CandidateSampler(ctx["train_users"], ctx["train_items"], n_items, drawn)
     cands = sampler_32.sample(users)
     order = text_guard.closeness(users, cands).argsort(dim=1, descending=True)
     closest, farthest = cands.gather(1, order[:, : drawn // 2]), cands.gather(1, order[:, drawn // 2 :])
-    grid = np.repeat(users[:, None], drawn // 2, axis=1)
-    user_e, item_e = ctx["user_e"], ctx["item_e"]
-
-    def picks(pool: torch.Tensor) -> np.ndarray:
-        scores = candidate_scores(user_e[torch.from_numpy(users)], item_e, pool)
-        return pool.gather(1, scores.topk(top_n, dim=1).indices).numpy()
-
-    def heldout(pool: np.ndarray) -> float:
-        return share(is_heldout(np.repeat(users[:, None], pool.shape[1], axis=1), pool, keys, n_items))
-
     return {
         "drawn": drawn,
-        "heldout_share_closest_half": share(is_heldout(grid, closest.numpy(), keys, n_items)),
-        "heldout_share_farthest_half": share(is_heldout(grid, farthest.numpy(), keys, n_items)),
-        "top_n": top_n,
+        "heldout_share_closest_half": heldout_share(ctx, closest.numpy()),
+        "heldout_share_farthest_half": heldout_share(ctx, farthest.numpy()),
+        "top_n": 2,
         # DNS's top-N picks from all drawn, from the half the guard keeps, from the first half drawn
         "picks_heldout_share": {
-            "dns_all": heldout(picks(cands)),
-            "guarded": heldout(picks(text_guard.filter(users, cands))),
-            "dns_half": heldout(picks(cands[:, : drawn // 2])),
+            "dns_all": heldout_share(ctx, dns_picks(ctx, cands)),
+            "guarded": heldout_share(ctx, dns_picks(ctx, text_guard.filter(users, cands))),
+            "dns_half": heldout_share(ctx, dns_picks(ctx, cands[:, : drawn // 2])),
         },
+        "excluded_catalogue_share": excluded_share(drawn, drawn // 2),
+    }
+
+
+def veto(ctx: dict[str, Any], drawn: int = 20, kept: int = 16, quantiles=(0.8, 0.9, 0.95, 0.98)) -> dict:
+    """The catalogue veto (guarddns_quantile q): of ``drawn`` uniform candidates the first ``kept`` outside
+    the user's closest 1 − q by text; the held-out share of DNS(kept, 2)'s picks, with the real text and
+    with every item's text read from a random other item (the permutation control)."""
+    users = ctx["users"]
+    np.random.seed(2)
+    cands = CandidateSampler(ctx["train_users"], ctx["train_items"], ctx["n_items"], drawn).sample(users)
+    texts = {"text": ctx["vectors"], "permuted": ctx["vectors"][text_permutation(len(ctx["vectors"]), 2020)]}
+    rows = []
+    for q in quantiles:
+        for label, vectors in texts.items():
+            drop = drawn - kept
+            text_guard = TextGuard(
+                vectors,
+                ctx["train_users"],
+                ctx["train_items"],
+                ctx["n_users"],
+                drop,
+                dims=GUARD_DIMS,
+                quantile=q,
+            )
+            picked = dns_picks(ctx, text_guard.filter(users, cands))
+            vetoed = text_guard.report()["text_guard_vetoed_share"]
+            rows.append(
+                {
+                    "quantile": q,
+                    "text": label,
+                    "picks_heldout_share": heldout_share(ctx, picked),
+                    "vetoed_share": vetoed,
+                }
+            )
+    return {
+        "drawn": drawn,
+        "kept": kept,
+        "dns_first_kept": heldout_share(ctx, dns_picks(ctx, cands[:, :kept])),
+        "rows": rows,
     }
 
 
@@ -279,10 +338,12 @@ def main() -> None:
     }
     result: dict[str, Any] = {
         "checkpoint_model": config["model"],
+        "checkpoint_sampler": config["neg_sampler"],
         "split_seed": config["split_seed"],
         "samples": len(rows),
         "text_neighbours": text_neighbours(ctx, args.neighbours),
         "guard": guard(ctx),
+        "veto": veto(ctx),
     }
     if args.adapter:
         from recbole_hnlm.stages.common import training_view
@@ -292,82 +353,10 @@ def main() -> None:
         result["adapter"] = adapter_geometry(ctx, Path(args.work) / args.dataset, args.adapter_epochs)
     path = RESULTS / f"{NAME}.json"
     payload = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
-    payload["datasets"][args.dataset] = {**result, "machine": machine()}
+    # measures not rerun (the embedder, the adapter) keep their earlier values
+    previous = payload["datasets"].get(args.dataset, {})
+    payload["datasets"][args.dataset] = {**previous, **result, "machine": machine()}
     write_results(NAME, payload, markdown(payload))
-
-
-def markdown(payload: dict[str, Any]) -> str:
-    lines = [
-        "# Semantic diagnostics: do text signals find hard negatives or false negatives?",
-        "",
-        "Written by `benchmarks/semantic_diagnostics.py` (see its docstring for each measure). A held-out",
-        "positive (valid or test interaction) offered as a negative is a false negative.",
-        "",
-        "| dataset | training pairs sampled | held-out share: text neighbours of i | uniform | ratio |"
-        " training positives among the neighbours |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["datasets"].items():
-        t = r["text_neighbours"]
-        lines.append(
-            f"| {name} | {r['samples']} | {t['heldout_share_text']:.2%} | {t['heldout_share_uniform']:.2%} "
-            f"| {t['ratio']:.1f}× | {t['training_positive_share']:.1%} |"
-        )
-    lines += [
-        "",
-        "Guard premise: of 32 uniform candidates, the half closest to the user's text taste against the",
-        "farthest half, and the held-out share of DNS's top-2 picks (the converged checkpoint's scores).",
-        "",
-        "| dataset | closest half | farthest half | DNS(32,2) picks | guarddns(32−16,2) | DNS(16,2) picks |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in payload["datasets"].items():
-        g = r["guard"]
-        picks = g["picks_heldout_share"]
-        lines.append(
-            f"| {name} | {g['heldout_share_closest_half']:.2%} | {g['heldout_share_farthest_half']:.2%} | "
-            f"{picks['dns_all']:.2%} | {picks['guarded']:.2%} | {picks['dns_half']:.2%} |"
-        )
-    embedded = {n: r["embedder"] for n, r in payload["datasets"].items() if "embedder" in r}
-    if embedded:
-        lines += [
-            "",
-            "Embedder on triples it was not trained on (j: the checkpoint's top of 32 by e_u·e_m + e_i·e_m):",
-            "",
-            "| dataset | embedder | gap cos(q,j) − cos(q,i) | gap > 0 | median rank of j | j in top 64 |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, e in embedded.items():
-            for kind in ("fine-tuned", "un-tuned"):
-                s = e[kind]
-                lines.append(
-                    f"| {name} | {kind} | {s['gap_mean']:+.4f} | {s['gap_positive_share']:.1%} | "
-                    f"{s['rank_of_j_median']:.0f} of {e['items']} | {s['rank_of_j_top64_share']:.1%} |"
-                )
-            s = e["text(i)"]
-            lines.append(
-                f"| {name} | text(i) neighbours (MiniLM) | | | {s['rank_of_j_median']:.0f} of {e['items']} | "
-                f"{s['rank_of_j_top64_share']:.1%} |"
-            )
-    geometry = {n: r["adapter"] for n, r in payload["datasets"].items() if "adapter" in r}
-    for name, g in geometry.items():
-        lines += [
-            "",
-            f"Paper's mix mode on {name} (adversarial adapter, α 0.1, λ 0.01), per epoch on two training "
-            "batches; a uniform item is a training positive with probability "
-            f"{g['uniform_item_is_training_positive']:.2%}:",
-            "",
-            "| h | epoch | cos(adapter(h), e_u) | cos(adapter(h), e_i) | nearest item: a training positive |",
-            "|---|---|---|---|---|",
-        ]
-        for store in ("text(i)", "random code per user"):
-            for row in g[store]:
-                if row["epoch"] in (0, 1, 4, 9) or row["epoch"] == g["epochs"] - 1:
-                    lines.append(
-                        f"| {store} | {row['epoch']} | {row['cos_user']:+.3f} | {row['cos_positive']:+.3f} | "
-                        f"{row['nearest_is_training_positive']:.1%} |"
-                    )
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

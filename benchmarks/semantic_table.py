@@ -26,6 +26,14 @@ from recbole_hnlm.bench.significance import mean_std, paired_test, relative_gain
 
 METRIC = "ndcg@20"
 REFERENCES = ("rns", "dnsmn", "dnsmn32")  # uniform, DNS(16,2), the same-budget DNS(32,2)
+# each text arm's own controls: the same design with no text read (cf) or with another item's text (perm)
+CONTROLS = {
+    "aligndns": ("aligndns-cf", "aligndns-perm"),
+    "aligndns16": ("aligndns16-cf",),
+    "semdns": ("semdns-perm",),
+    "guarddns": ("guarddns-inv",),
+    "guardq90": ("guardq90-perm",),
+}
 
 
 def read_cells(folder: Path) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
@@ -48,7 +56,11 @@ def text_pick_share(report: dict[str, Any]) -> float | None:
     return None
 
 
-def arm_row(runs: dict[int, dict[str, Any]], refs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
+def arm_row(
+    runs: dict[int, dict[str, Any]],
+    refs: dict[str, dict[int, dict[str, Any]]],
+    controls: dict[str, dict[int, dict[str, Any]]],
+) -> dict[str, Any]:
     seeds = sorted(runs)
     test = [runs[k]["test_result"][METRIC] for k in seeds]
     valid = [runs[k]["best_valid_result"][METRIC] for k in seeds]
@@ -68,18 +80,25 @@ def arm_row(runs: dict[int, dict[str, Any]], refs: dict[str, dict[int, dict[str,
         "fit_seconds": mean_std([runs[k]["fit_seconds"] for k in seeds])[0],
     }
     for name, ref in refs.items():
-        common = [k for k in seeds if k in ref]
-        if not common:
-            continue
-        a = [runs[k]["test_result"][METRIC] for k in common]
-        b = [ref[k]["test_result"][METRIC] for k in common]
-        test_result = paired_test(a, b)
-        row[f"vs_{name}"] = {
-            "gain": relative_gain(sum(a) / len(a), sum(b) / len(b)),
-            "p": test_result.pvalue,
-            "n": len(common),
-        }
+        gain = paired_gain(runs, ref)
+        if gain is not None:
+            row[f"vs_{name}"] = gain
+    row["vs_controls"] = {name: g for name, ref in controls.items() if (g := paired_gain(runs, ref))}
     return row
+
+
+def paired_gain(runs: dict[int, dict[str, Any]], ref: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean test gain of ``runs`` over ``ref`` on the seeds both have, with the paired test's p."""
+    common = [k for k in sorted(runs) if k in ref]
+    if not common:
+        return None
+    a = [runs[k]["test_result"][METRIC] for k in common]
+    b = [ref[k]["test_result"][METRIC] for k in common]
+    return {
+        "gain": relative_gain(sum(a) / len(a), sum(b) / len(b)),
+        "p": paired_test(a, b).pvalue,
+        "n": len(common),
+    }
 
 
 def summarise(out: Path) -> dict[str, Any]:
@@ -89,7 +108,10 @@ def summarise(out: Path) -> dict[str, Any]:
         per_model = {}
         for model, arms in sorted(cells.items()):
             refs = {name: arms[name] for name in REFERENCES if name in arms}
-            per_model[model] = {label: arm_row(runs, refs) for label, runs in arms.items()}
+            per_model[model] = {
+                label: arm_row(runs, refs, {c: arms[c] for c in CONTROLS.get(label, ()) if c in arms})
+                for label, runs in arms.items()
+            }
         summary["datasets"][folder.name] = per_model
     return summary
 
@@ -114,7 +136,9 @@ def markdown(summary: dict[str, Any]) -> str:
         "sampling and pair the arms. Gains are on mean test NDCG@20; p: two-sided paired t-test over seeds "
         "(* p < 0.05; n/a with one seed). dnsmn32 is the same-size uniform pool (M + K = 32) that a text "
         "arm must beat. *Text-driven picks*: semdns's picks from its semantic slots; aligndns's picks that "
-        "differ from DNS(32,2)'s on the same candidates.",
+        "differ from DNS(32,2)'s on the same candidates. *vs its controls*: the arm against the same design "
+        "reading no text (-cf), another item's text (-perm) or the reversed text signal (-inv): text earns "
+        "credit only where it beats these.",
         "",
     ]
     for dataset, models in summary["datasets"].items():
@@ -123,8 +147,8 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"## {dataset} / {model}",
                 "",
                 "| arm | n | test NDCG@20 | valid NDCG@20 | test R@20 | vs rns | vs dnsmn (16,2) "
-                "| vs dnsmn32 | text-driven picks | best epochs (cap) |",
-                "|---|---|---|---|---|---|---|---|---|---|",
+                "| vs dnsmn32 | vs its controls | text-driven picks | best epochs (cap) |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for label, row in sorted(arms.items(), key=lambda kv: -kv[1]["valid"][0]):
                 share = row["semantic_pick_share"]
@@ -133,6 +157,7 @@ def markdown(summary: dict[str, Any]) -> str:
                     f"{row['valid'][0]:.4f} ± {row['valid'][1]:.4f} | {row['recall@20'][0]:.4f} | "
                     f"{_pct(row.get('vs_rns'))} | {_pct(row.get('vs_dnsmn'))} | "
                     f"{_pct(row.get('vs_dnsmn32'))} | "
+                    f"{'; '.join(f'{c}: {_pct(g)}' for c, g in row.get('vs_controls', {}).items())} | "
                     f"{'' if share is None else f'{share:.0%}'} | "
                     f"{', '.join(str(b) for b in row['best_epochs'])} ({row['epoch_cap']}) |"
                 )
