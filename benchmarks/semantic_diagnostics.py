@@ -13,7 +13,12 @@ pairs (u, i), seeded:
   (semdns proposes these neighbours; a high share means it proposes false negatives).
 * ``guard``: 32 uniform candidates, split by closeness to u's text taste into the 16 closest (guarddns
   drops them) and the 16 farthest; the held-out share of each half, and of DNS's top-2 picks from the 32
-  (DNS(32,2)), from the 16 kept (guarddns) and from the first 16 drawn (DNS(16,2)).
+  (DNS(32,2)), from the 16 kept (guarddns) and from the first 16 drawn (DNS(16,2)); and the share of each
+  user's catalogue this per-row guard keeps with probability under 5% (binomial, from the percentile).
+  Closeness as the sampler measures it: on the item vectors' ``guarddns_dims`` principal directions.
+* ``veto``: 20 uniform candidates, the first 16 outside the user's closest 1 − q of the catalogue
+  (``guarddns_quantile`` q), the held-out share of DNS(16,2)'s picks from them, with the real text and with
+  each item's text read from a random other item (the ``guarddns_permute`` control).
 * ``embedder`` (with ``--adapter``): for triples mined by the checkpoint's model (j = the top of 32 by
   ``e_u·e_m + e_i·e_m``), the gap ``cos(q, j) − cos(q, i)`` and the rank of j among all items under the
   fine-tuned adapter and under its un-tuned base, and the rank of j among i's own text neighbours
