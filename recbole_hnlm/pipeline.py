@@ -138,7 +138,8 @@ def ensure_profile_embeddings(config: Any, *, progress: bool = True) -> Path:
 def ensure_hnlm_store(config: Any, *, progress: bool = True) -> Path:
     """The fine-tuned-embedder store for ``config``'s dataset, running whatever stage is missing."""
     from recbole_hnlm.stages.finetune import ensure_embedder
-    from recbole_hnlm.stages.inference_modes import build_store, store_folder, store_mode
+    from recbole_hnlm.stages.inference_modes import build_store, store_folder
+    from recbole_hnlm.stages.store_modes import store_mode
     from recbole_hnlm.stages.supervision import build_supervision
 
     mode = store_mode(config)  # a bad mode fails here, before the stages that come ahead of inference

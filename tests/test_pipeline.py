@@ -29,6 +29,7 @@ def test_pipeline_builds_then_reuses_every_stage(in_tmp, capsys):
         "hnlm_ft_batch_size": 16,
         "hnlm_query_max_len": 48,
         "hnlm_infer_chunk": 4096,
+        "hnlm_store_mode": "pair",  # the per-pair store first, then the default factored one beside it
         "embedding_size": 16,
         "state": "ERROR",
         "show_progress": False,

@@ -13,6 +13,7 @@ from typing import Any
 from recbole_hnlm.bench.arms import Arm
 from recbole_hnlm.bench.settings import BenchSettings
 from recbole_hnlm.io import atomic_write_json, fingerprint
+from recbole_hnlm.stages.store_modes import store_mode, store_mode_of
 
 CELL_VERSION = 1
 
@@ -148,6 +149,13 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         store = cached.get("negatives")
     if cached.get("key") != cell_key(settings, model, arm, seed, store):
         return None
+    if store and arm.sampler == "hnlm" and settings.given_store(arm.label, seed) is None:
+        # the key holds the store the cell recorded, not the mode: a cell whose store the pipeline would no
+        # longer build (hnlm_store_mode, or its default, changed since) is stale
+        mode = store_mode(settings.cell_config(seed, arm.label))
+        if store_mode_of(store) != mode:
+            print(f"[bench] stale {path.name}: its store is not a {mode} store", flush=True)
+            return None
     changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store))
     if changed:
         print(f"[bench] stale {path.name}: {', '.join(changed)} changed since it ran", flush=True)

@@ -108,8 +108,8 @@ def configure_infer(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm, or hnlm-factored with "
-        "--hnlm_store_mode=factored)",
+        help="store folder (default <artifact_dir>/<dataset>/negatives/hnlm-factored, or hnlm with "
+        "--hnlm_store_mode=pair)",
     )
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--force", action="store_true")

@@ -33,6 +33,7 @@ from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_th
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.query_text import QueryBuilder
+from recbole_hnlm.stages.store_modes import with_mode
 from recbole_hnlm.stages.supervision_settings import SupervisionSettings
 
 PRODUCER = "hnlmrec-finetuned"
@@ -65,7 +66,7 @@ def store_name(adapter_info: Mapping[str, Any], dataset: str, mode: str) -> str:
     replace each other's store (both stay for a comparison)."""
     source = adapter_info.get("dataset")
     name = "hnlm" if source in (None, dataset) else f"hnlm-from-{source}"
-    return name if mode == "pair" else f"{name}-{mode}"
+    return with_mode(name, mode)
 
 
 def adapter_queries(

@@ -37,8 +37,9 @@ from recbole_hnlm.stages.inference import (
     store_is_current,
     training_pairs,
 )
+from recbole_hnlm.stages.store_modes import FACTORED
 
-MODE = "factored"
+MODE = FACTORED
 PRODUCER = "hnlmrec-finetuned-factored"
 _COMPOSE_ROWS = 65536  # pairs composed per block: bounds the float32 temporaries on ml-1m's 10^6 pairs
 

@@ -11,24 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from recbole_hnlm.config_values import setting
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401  (recbole-hnlm infer)
 from recbole_hnlm.stages.inference import infer_store, store_name, training_pairs
-from recbole_hnlm.stages.inference_factored import MODE as FACTORED
 from recbole_hnlm.stages.inference_factored import infer_factored_store
-
-STORE_MODES = ("pair", FACTORED)
-
-
-def store_mode(config: Any) -> str:
-    """``hnlm_store_mode``, checked: anything but a known mode is an error naming the key and the modes."""
-    mode = str(setting(config, "hnlm_store_mode")).strip().lower()
-    if mode not in STORE_MODES:
-        raise ValueError(
-            f"config key 'hnlm_store_mode': expected one of {', '.join(STORE_MODES)}, "
-            f"got {setting(config, 'hnlm_store_mode')!r}"
-        )
-    return mode
+from recbole_hnlm.stages.store_modes import FACTORED, STORE_MODES, store_mode  # noqa: F401  (re-exported)
 
 
 def encodings(view: Any, mode: str) -> tuple[int, int]:

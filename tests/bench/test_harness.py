@@ -335,7 +335,7 @@ def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(
 
     settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"))
     hnlm = settings.arms[1]
-    store = str(tmp_path / "artifacts" / "ml-100k" / "negatives" / "hnlm")
+    store = str(tmp_path / "artifacts" / "ml-100k" / "negatives" / "hnlm-factored")  # the default mode's
     key = cell_key(settings, "MF", hnlm, 2021, store)
     atomic_write_json(cell_path(settings, "MF", "hnlm", 1), {"key": key, "negatives": store, "seed": 2021})
     assert finished_cell(settings, "MF", hnlm, 1) == {"key": key, "negatives": store, "seed": 2021}
@@ -346,13 +346,40 @@ def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(
     assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", hnlm, 1) is None
 
 
+def test_a_cell_whose_store_another_mode_built_is_stale(tmp_path, capsys):
+    """The key holds the store a cell recorded: a pair store's cell under the factored default runs again,
+    and is finished once the arm asks for the pair mode by name (that arm's own key)."""
+    from recbole_hnlm.bench.harness import cell_key, cell_path, finished_cell
+    from recbole_hnlm.io import atomic_write_json
+
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"))
+    hnlm = settings.arms[1]
+    negatives = tmp_path / "artifacts" / "ml-100k" / "negatives"
+    for store, expected in ((negatives / "hnlm-factored", True), (negatives / "hnlm", False)):
+        cell = {
+            "key": cell_key(settings, "MF", hnlm, 2021, str(store)),
+            "negatives": str(store),
+            "seed": 2021,
+        }
+        atomic_write_json(cell_path(settings, "MF", "hnlm", 1), cell)
+        assert (finished_cell(settings, "MF", hnlm, 1) == cell) is expected
+    assert "stale MF-hnlm-seed1.json: its store is not a factored store" in capsys.readouterr().out
+    pair = dataclasses.replace(settings, arm_overrides={"hnlm": {"hnlm_store_mode": "pair"}})
+    cell = {
+        "key": cell_key(pair, "MF", hnlm, 2021, str(negatives / "hnlm")),
+        "negatives": str(negatives / "hnlm"),
+    }
+    atomic_write_json(cell_path(pair, "MF", "hnlm", 1), cell)
+    assert finished_cell(pair, "MF", hnlm, 1) == cell
+
+
 def test_a_cell_is_stale_once_its_store_or_config_file_changed(tmp_path):
     """Same key (same paths), other contents: a store rebuilt in place or an edited yaml reruns the cell;
     an input missing on this machine cannot be checked and keeps the recorded cell."""
     from recbole_hnlm.bench.harness import cell_inputs, cell_key, cell_path, finished_cell
     from recbole_hnlm.io import atomic_write_json
 
-    store, yaml = tmp_path / "store", tmp_path / "my.yaml"
+    store, yaml = tmp_path / "hnlm-factored", tmp_path / "my.yaml"  # a store of the default mode
     store.mkdir()
     (store / "meta.json").write_text('{"created": "monday"}')
     yaml.write_text("learning_rate: 0.001\n")
