@@ -1,0 +1,298 @@
+"""The semantic pipeline's cold cost by stage at fractions of a dataset, its fitted growth, and a projection.
+
+    python -m benchmarks.pipeline_scaling --dataset toys [--data_path ../shared/data] [--fractions 0.25,0.5,1]
+        [--epochs 2] [--text_fields "['keywords']"] [--workers 1,8,64]
+
+For each fraction f, in one process on one thread:
+
+- the dataset cut to a seeded f share of its users, each with all its interactions (the ``.item`` and
+  ``.user`` files cut to what remains), written under a temporary data path with the dataset's own name,
+  so that its yaml (filters, split, text fields) applies;
+- the HNLM store pipeline run cold in factored mode in a fresh artifact folder: CF supervision, LoRA
+  fine-tuning, inference; each stage's seconds are read from the ``pipeline-hnlm.json`` it writes;
+- ``--epochs`` epochs of HNLM-LightGCN on that store, after one warm-up epoch: seconds per epoch.
+
+Growth: per stage, the exponent b of seconds ≈ a·n^b, fitted by least squares on log-log over the
+fractions, n being the stage's own size: interactions for supervision (CF training and mining) and for a
+training epoch, users for fine-tuning (one triple per user), users + items for factored inference.
+
+Projection (stated as such, not measured): at 10M and 100M interactions, with as many users and items per
+interaction as the measured dataset has, each stage's fit evaluated at its size; fine-tuning is one job,
+inference splits over W workers (Ray actors of one such core each, each at the measured rate), and an
+epoch's time is per epoch. No GPU rate is projected: none was measured.
+
+Results merge per dataset into ``benchmarks/results/pipeline_scaling.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` when run as a file
+
+import recbole_hnlm  # noqa: F401
+from benchmarks.common import PROTOCOL, RESULTS, SHARED_DATA, epoch_runner, machine, write_results
+from recbole_hnlm.config import make_config
+from recbole_hnlm.pipeline import ensure_hnlm_store
+from recbole_hnlm.quick_start import sampler_overrides
+
+NAME = "pipeline_scaling"
+STAGES = ("supervision", "finetune", "inference", "epoch")
+# the size each stage's time follows (see the docstring)
+SIZE_OF = {
+    "supervision": "interactions",
+    "finetune": "users",
+    "inference": "users+items",
+    "epoch": "interactions",
+}
+TARGETS = (10_000_000, 100_000_000)
+
+
+def read_atomic(path: Path) -> tuple[str, list[str]]:
+    """An atomic file's header line and data lines (text, newline stripped)."""
+    with path.open(encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n")
+        return header, [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def column(header: str, prefix: str, path: Path) -> int:
+    """The index of the header's ``prefix:type`` column (an error naming the file when it has none)."""
+    names = [name.split(":", 1)[0] for name in header.split("\t")]
+    if prefix not in names:
+        raise ValueError(f"{path}: no {prefix!r} column in header {header!r}")
+    return names.index(prefix)
+
+
+def cut_users(source: Path, target: Path, dataset: str, fraction: float, seed: int = 2020) -> dict[str, int]:
+    """Write ``target/<dataset>/`` with a seeded ``fraction`` of ``source/<dataset>/``'s users, each with all
+    its interactions, and the item and user rows they keep. Returns the raw counts written."""
+    folder = target / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    inter_path = source / dataset / f"{dataset}.inter"
+    header, lines = read_atomic(inter_path)
+    user_col, item_col = column(header, "user_id", inter_path), column(header, "item_id", inter_path)
+    rows = [line.split("\t") for line in lines]
+    users = sorted({row[user_col] for row in rows})
+    chosen = np.random.default_rng(seed).permutation(len(users))[: max(1, round(fraction * len(users)))]
+    kept_users = {users[k] for k in chosen}
+    kept = [line for line, row in zip(lines, rows) if row[user_col] in kept_users]
+    kept_items = {line.split("\t")[item_col] for line in kept}
+    (folder / f"{dataset}.inter").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
+    for suffix, ids, field in (("item", kept_items, "item_id"), ("user", kept_users, "user_id")):
+        path = source / dataset / f"{dataset}.{suffix}"
+        if path.is_file():
+            side_header, side_lines = read_atomic(path)
+            k = column(side_header, field, path)
+            chosen_lines = [line for line in side_lines if line.split("\t")[k] in ids]
+            (folder / f"{dataset}.{suffix}").write_text(
+                "\n".join([side_header, *chosen_lines]) + "\n", encoding="utf-8"
+            )
+    return {"users": len(kept_users), "items": len(kept_items), "interactions": len(kept)}
+
+
+def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The cold factored pipeline's per-stage seconds and HNLM-LightGCN's seconds per epoch on its store."""
+    base = {
+        **PROTOCOL,
+        **extra,
+        "data_path": str(data_path),
+        "artifact_dir": str(work / "artifacts"),
+        "hnlm_store_mode": "factored",
+        "hnlm_infer_threads": 1,
+    }
+    config = make_config("HNLMLightGCN", dataset, config_dict=base)
+    start = time.perf_counter()
+    store = ensure_hnlm_store(config, progress=False)
+    pipeline_seconds = time.perf_counter() - start
+    log = json.loads((work / "artifacts" / dataset / "pipeline-hnlm.json").read_text())
+    stages = {row["stage"]: row["seconds"] for row in log["stages"]}
+    meta = json.loads((Path(store) / "meta.json").read_text())
+    run_epoch = epoch_runner("HNLMLightGCN", dataset, {**base, **sampler_overrides("hnlm", str(store))})
+    run_epoch()  # warm-up: first-touch allocations
+    times = []
+    for _ in range(epochs):
+        begin = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - begin)
+    return {
+        "stages_seconds": {**stages, "epoch": round(statistics.median(times), 2)},
+        "epoch_seconds": [round(t, 2) for t in times],
+        "pipeline_seconds": round(pipeline_seconds, 1),
+        "store_count": meta.get("count"),
+        "store_report": meta.get("details", {}).get("report"),
+    }
+
+
+def fit_growth(sizes: list[float], seconds: list[float]) -> dict[str, float]:
+    """seconds ≈ a·size^b by least squares on log-log: ``{"a": a, "b": b}`` (b alone needs 2+ points)."""
+    if len(sizes) < 2:
+        return {"a": seconds[0] / sizes[0], "b": 1.0}
+    b, log_a = np.polyfit(np.log(sizes), np.log(seconds), 1)
+    return {"a": float(math.exp(log_a)), "b": float(b)}
+
+
+def stage_sizes(counts: dict[str, int]) -> dict[str, float]:
+    return {
+        "interactions": counts["interactions"],
+        "users": counts["users"],
+        "users+items": counts["users"] + counts["items"],
+    }
+
+
+def project(points: list[dict[str, Any]], workers: list[int]) -> dict[str, Any]:
+    """Each stage's fit, and its value at the target interaction counts (users and items per interaction as
+    in the largest measured point); inference divided over each worker count."""
+    largest = max(points, key=lambda p: p["counts"]["interactions"])["counts"]
+    fits = {}
+    for stage in STAGES:
+        sizes = [stage_sizes(p["counts"])[SIZE_OF[stage]] for p in points]
+        fits[stage] = fit_growth(sizes, [max(p["stages_seconds"][stage], 0.05) for p in points])
+    projections = []
+    for target in TARGETS:
+        scale = target / largest["interactions"]
+        counts = {k: largest[k] * scale for k in ("users", "items", "interactions")}
+        sizes = stage_sizes(counts)
+        seconds = {s: fits[s]["a"] * sizes[SIZE_OF[s]] ** fits[s]["b"] for s in STAGES}
+        projections.append(
+            {
+                "interactions": target,
+                "users": round(counts["users"]),
+                "items": round(counts["items"]),
+                "seconds": {s: round(v, 1) for s, v in seconds.items()},
+                "inference_seconds_on_workers": {str(w): round(seconds["inference"] / w, 1) for w in workers},
+            }
+        )
+    return {"fits": fits, "projections": projections}
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    lines = [
+        "# Semantic pipeline: cold cost by stage against dataset size",
+        "",
+        "Written by `benchmarks/pipeline_scaling.py` (its docstring has the method). Factored store, one CPU",
+        "thread, each fraction a seeded share of the users with all their interactions, run cold in a fresh",
+        "artifact folder. *epoch*: one HNLM-LightGCN training epoch on the store (median). b: the fitted",
+        "exponent of seconds ≈ a·n^b, n the stage's size (supervision and epoch: interactions; fine-tuning:",
+        "users; inference: users + items). RecBole's LightGCN propagates the whole graph for every batch, so",
+        "an epoch costs (|R| / batch) × O(|R|): quadratic in the interactions, as the supervision's CF",
+        "backbone (LightGCN, `hnlm_cf_epochs` epochs) is too.",
+    ]
+    for name, entry in payload["datasets"].items():
+        m = entry["machine"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"Machine: {m.get('processor')}, {m.get('cpu_count')} CPUs, one used (`taskset`), load average "
+            f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or ())}, {m.get('date')}."
+            + (f" {entry['note']}" if entry.get("note") else ""),
+            "",
+            "| fraction | users | items | interactions | supervision s | fine-tuning s | inference s "
+            "| epoch s | store total s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p in entry["points"]:
+            c, s = p["counts"], p["stages_seconds"]
+            lines.append(
+                f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
+                f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
+                f"{p['pipeline_seconds']:.1f} |"
+            )
+        fits = entry["projection"]["fits"]
+        lines += ["", "Fitted exponents: " + ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES) + "."]
+        lines += [
+            "",
+            "Projection (not measured): stage times at the target size, this dataset's users and items per",
+            "interaction, this machine's one-core rates; inference split over W workers of one core each.",
+            "",
+            "| interactions | users | items | supervision | fine-tuning | inference (1 core) | "
+            + " | ".join(f"inference on {w}" for w in entry["workers"])
+            + " | epoch |",
+            "|---|---|---|---|---|---|" + "---|" * len(entry["workers"]) + "---|",
+        ]
+        for p in entry["projection"]["projections"]:
+            s = p["seconds"]
+            workers = " | ".join(duration(v) for v in p["inference_seconds_on_workers"].values())
+            lines.append(
+                f"| {p['interactions']:,} | {p['users']:,} | {p['items']:,} | {duration(s['supervision'])} | "
+                f"{duration(s['finetune'])} | {duration(s['inference'])} | {workers} | "
+                f"{duration(s['epoch'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data_path", default=str(SHARED_DATA))
+    parser.add_argument("--fractions", default="0.25,0.5,1")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--text_fields", default=None, help="a yaml list, e.g. \"['keywords']\"")
+    parser.add_argument("--workers", default="1,8,64", help="worker counts of the inference projection")
+    parser.add_argument("--note", default="", help="a sentence on the conditions, printed with the machine")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    extra: dict[str, Any] = {}
+    if args.text_fields:
+        import yaml
+
+        extra["text_fields"] = yaml.safe_load(args.text_fields)
+    work_root = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
+    os.chdir(work_root)  # RecBole writes log/ folders into the working directory
+    points = []
+    for fraction in (float(f) for f in args.fractions.split(",")):
+        work = work_root / f"f{fraction:g}"
+        counts = cut_users(Path(args.data_path), work / "data", args.dataset, fraction)
+        print(f"[scaling] {args.dataset} {fraction:.0%}: {counts}", flush=True)
+        result = measure(args.dataset, work / "data", work, extra, args.epochs)
+        points.append({"fraction": fraction, "counts": counts, **result})
+        print(f"[scaling] {fraction:.0%}: {result['stages_seconds']}", flush=True)
+    workers = [int(w) for w in args.workers.split(",")]
+    path = RESULTS / f"{NAME}.json"
+    payload = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
+    payload["datasets"][args.dataset] = {
+        "points": points,
+        "workers": workers,
+        "projection": project(points, workers),
+        "epochs_timed": args.epochs,
+        "note": args.note,
+        "machine": machine(),
+    }
+    write_results(NAME, payload, markdown(payload))
+
+
+def rewrite(note: str | None = None, dataset: str | None = None) -> None:
+    """Re-render the page from the JSON (optionally setting ``dataset``'s note), measuring nothing."""
+    path = RESULTS / f"{NAME}.json"
+    payload = json.loads(path.read_text())
+    if note is not None and dataset is not None:
+        payload["datasets"][dataset]["note"] = note
+    write_results(NAME, payload, markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
