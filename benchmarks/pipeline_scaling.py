@@ -91,8 +91,9 @@ def cut_users(source: Path, target: Path, dataset: str, fraction: float, seed: i
     users = sorted({row[user_col] for row in rows})
     chosen = np.random.default_rng(seed).permutation(len(users))[: max(1, round(fraction * len(users)))]
     kept_users = {users[k] for k in chosen}
-    kept = [line for line, row in zip(lines, rows) if row[user_col] in kept_users]
-    kept_items = {line.split("\t")[item_col] for line in kept}
+    kept_rows = [(line, row) for line, row in zip(lines, rows) if row[user_col] in kept_users]
+    kept = [line for line, _ in kept_rows]
+    kept_items = {row[item_col] for _, row in kept_rows}
     (folder / f"{dataset}.inter").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
     for suffix, ids, field in (("item", kept_items, "item_id"), ("user", kept_users, "user_id")):
         path = source / dataset / f"{dataset}.{suffix}"

@@ -91,7 +91,6 @@ class TextGuard:
         self.taste = taste
         self.drop = drop
         self.invert = invert
-        self.quantile = quantile
         self.threshold = (
             catalogue_thresholds(taste, self.vectors, quantile, invert) if quantile is not None else None
         )

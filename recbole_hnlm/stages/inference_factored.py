@@ -39,7 +39,6 @@ from recbole_hnlm.stages.inference import (
 )
 from recbole_hnlm.stages.store_modes import FACTORED
 
-MODE = FACTORED
 PRODUCER = "hnlmrec-finetuned-factored"
 _COMPOSE_ROWS = 65536  # pairs composed per block: bounds the float32 temporaries on ml-1m's 10^6 pairs
 
@@ -108,9 +107,9 @@ def infer_factored_store(
 
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
     weight = item_weight(config)
-    mode = {"hnlm_store_mode": MODE, "hnlm_factored_item_weight": weight}
+    mode = {"hnlm_store_mode": FACTORED, "hnlm_factored_item_weight": weight}
     adapter_dir, info, view, text_settings, builder, out, int8, key = plan_store(
-        config, root, adapter_dir, view, out, MODE, [mode]
+        config, root, adapter_dir, view, out, FACTORED, [mode]
     )
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
         if not force and store_is_current(out, key):
@@ -149,7 +148,7 @@ def infer_factored_store(
             },
             details={
                 "fingerprint": key,
-                "store_mode": MODE,
+                "store_mode": FACTORED,
                 "item_weight": weight,
                 "encodings": {"users": n_users, "items": len(distinct_items)},
                 "adapter_dir": str(adapter_dir),

@@ -14,7 +14,7 @@ from typing import Any
 from recbole_hnlm.stages.cli import configure_infer as configure_parser  # noqa: F401  (recbole-hnlm infer)
 from recbole_hnlm.stages.inference import infer_store, store_name, training_pairs
 from recbole_hnlm.stages.inference_factored import infer_factored_store
-from recbole_hnlm.stages.store_modes import FACTORED, STORE_MODES, store_mode  # noqa: F401  (re-exported)
+from recbole_hnlm.stages.store_modes import FACTORED, store_mode
 
 
 def encodings(view: Any, mode: str) -> tuple[int, int]:
