@@ -132,6 +132,7 @@ def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], ep
         run_epoch()
         times.append(time.perf_counter() - begin)
     return {
+        "cf_model": str(config["hnlm_cf_model"]),
         "stages_seconds": {**stages, "epoch": round(statistics.median(times), 2)},
         "epoch_seconds": [round(t, 2) for t in times],
         "pipeline_seconds": round(pipeline_seconds, 1),
@@ -191,8 +192,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "artifact folder. *epoch*: one HNLM-LightGCN training epoch on the store (median). b: the fitted",
         "exponent of seconds ≈ a·n^b, n the stage's size (supervision and epoch: interactions; fine-tuning:",
         "users; inference: users + items). RecBole's LightGCN propagates the whole graph for every batch, so",
-        "an epoch costs (|R| / batch) × O(|R|): quadratic in the interactions, as the supervision's CF",
-        "backbone (LightGCN, `hnlm_cf_epochs` epochs) is too.",
+        "an epoch costs (|R| / batch) × O(|R|): quadratic in the interactions. *miner*: the supervision's CF",
+        "backbone (`hnlm_cf_model`, `hnlm_cf_epochs` epochs); a LightGCN miner is quadratic too, BPR linear.",
     ]
     for name, entry in payload["datasets"].items():
         m = entry["machine"]
@@ -204,14 +205,15 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or ())}, {m.get('date')}."
             + (f" {entry['note']}" if entry.get("note") else ""),
             "",
-            "| fraction | users | items | interactions | supervision s | fine-tuning s | inference s "
+            "| fraction | users | items | interactions | miner | supervision s | fine-tuning s | inference s "
             "| epoch s | store total s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in entry["points"]:
             c, s = p["counts"], p["stages_seconds"]
             lines.append(
                 f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
+                f"{p.get('cf_model', 'LightGCN')} | "
                 f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
                 f"{p['pipeline_seconds']:.1f} |"
             )
@@ -222,17 +224,19 @@ def markdown(payload: dict[str, Any]) -> str:
             "Projection (not measured): stage times at the target size, this dataset's users and items per",
             "interaction, this machine's one-core rates; inference split over W workers of one core each.",
             "",
-            "| interactions | users | items | supervision | fine-tuning | inference (1 core) | "
+            "| interactions | users | items | supervision | fine-tuning | "
             + " | ".join(f"inference on {w}" for w in entry["workers"])
             + " | epoch |",
-            "|---|---|---|---|---|---|" + "---|" * len(entry["workers"]) + "---|",
+            "|---|---|---|---|---|" + "---|" * len(entry["workers"]) + "---|",
         ]
         for p in entry["projection"]["projections"]:
             s = p["seconds"]
-            workers = " | ".join(duration(v) for v in p["inference_seconds_on_workers"].values())
+            # by the worker list: the JSON's keys come back sorted as strings ("1", "64", "8")
+            on_workers = p["inference_seconds_on_workers"]
+            workers = " | ".join(duration(on_workers[str(w)]) for w in entry["workers"])
             lines.append(
                 f"| {p['interactions']:,} | {p['users']:,} | {p['items']:,} | {duration(s['supervision'])} | "
-                f"{duration(s['finetune'])} | {duration(s['inference'])} | {workers} | "
+                f"{duration(s['finetune'])} | {workers} | "
                 f"{duration(s['epoch'])} |"
             )
     return "\n".join(lines) + "\n"

@@ -113,18 +113,81 @@ def _file_digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
 
 
-def cell_inputs(settings: BenchSettings, store: str | None) -> dict[str, Any]:
-    """What a cell read besides its settings: the store's ``meta.json`` (rewritten whenever the store is
-    rebuilt at the same path) and the contents of the config files (the key has only their names)."""
+# resolved values not recorded: the key holds the seed; paths and devices differ between machines and
+# checkouts of the same run (the store and the config files are checked by content instead)
+UNRECORDED = frozenset(
+    {
+        "seed",
+        "data_path",
+        "checkpoint_dir",
+        "output_dir",
+        "artifact_dir",
+        "device",
+        "gpu_id",
+        "use_gpu",
+        "local_rank",
+        "world_size",
+        "nproc",
+        "offset",
+        "ip",
+        "port",
+        "single_spec",
+        "config_files",
+    }
+)
+
+
+def _recordable(value: Any) -> bool:
+    """A plain JSON value that is not a path."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return "/" not in value and "\\" not in value
+    if isinstance(value, (list, tuple)):
+        return all(_recordable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _recordable(v) for k, v in value.items())
+    return False
+
+
+def resolved_values(
+    settings: BenchSettings, model: str, arm: Arm, seed: int, store: str | None
+) -> dict[str, str]:
+    """The config a cell's run resolves, every yaml default under the cell's overrides, as canonical JSON
+    per key. The key holds only the overrides, so this is what notices a default changed since the cell
+    ran (a sampler's, a model's, RecBole's)."""
+    from recbole_hnlm.config import make_config
+    from recbole_hnlm.quick_start import sampler_overrides
+    from recbole_hnlm.registry import resolve_model_name
+
+    overrides = {**settings.cell_config(seed, arm.label), **sampler_overrides(arm.sampler, store)}
+    config = make_config(resolve_model_name(model), settings.dataset, settings.config_files, overrides)
     return {
+        key: json.dumps(value, sort_keys=True)
+        for key, value in sorted(config.final_config_dict.items())
+        if key not in UNRECORDED and _recordable(value)
+    }
+
+
+def cell_inputs(
+    settings: BenchSettings, store: str | None, resolved: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What a cell read besides its settings: the store's ``meta.json`` (rewritten whenever the store is
+    rebuilt at the same path), the contents of the config files (the key has only their names) and, when
+    given, the :func:`resolved_values` of its config."""
+    inputs: dict[str, Any] = {
         "store_meta": _file_digest(Path(store) / "meta.json") if store else None,
         "config_files": {f: _file_digest(Path(f)) for f in settings.config_files or ()},
     }
+    if resolved is not None:
+        inputs["resolved"] = resolved
+    return inputs
 
 
 def inputs_changed(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
     """The recorded inputs that differ now. An input absent here (a store not on this machine) cannot be
-    checked and is taken as recorded; cells written before inputs were recorded are matched by key alone."""
+    checked and is taken as recorded; cells written before inputs were recorded are matched by key alone.
+    Resolved values compare on the keys both sides have: a key added since changes no finished run."""
     if recorded is None:
         return []
     changed = []
@@ -133,6 +196,12 @@ def inputs_changed(recorded: dict[str, Any] | None, current: dict[str, Any]) -> 
     for name, digest in current["config_files"].items():
         if digest is not None and digest != recorded.get("config_files", {}).get(name):
             changed.append(name)
+    then, now = recorded.get("resolved") or {}, current.get("resolved") or {}
+    changed += [
+        f"{key} (was {then[key]}, now {now[key]})"
+        for key in sorted(then.keys() & now.keys())
+        if then[key] != now[key]
+    ]
     return changed
 
 
@@ -156,7 +225,10 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         if store_mode_of(store) != mode:
             print(f"[bench] stale {path.name}: its store is not a {mode} store", flush=True)
             return None
-    changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store))
+    recorded = cached.get("inputs") or {}
+    # resolving the config costs ~0.1 s: only for cells that recorded what to compare it with
+    resolved = resolved_values(settings, model, arm, seed, store) if "resolved" in recorded else None
+    changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store, resolved))
     if changed:
         print(f"[bench] stale {path.name}: {', '.join(changed)} changed since it ran", flush=True)
         return None
@@ -213,7 +285,7 @@ def run_cell(
         "epochs_trained": record.get("epochs_trained"),
         "epoch_cap": record.get("epoch_cap"),
         "sampler_report": record.get("sampler_report") or {},
-        "inputs": cell_inputs(settings, store),
+        "inputs": cell_inputs(settings, store, resolved_values(settings, model, arm, seed, store)),
         "checkpoint": record.get("checkpoint"),
         "run_dir": record.get("run_dir"),
         "machine": machine_info(),

@@ -1,6 +1,6 @@
 """HNLMRec step 3a: collaborative supervision for the embedder's fine-tuning.
 
-A CF backbone trained with uniform negatives (``hnlm_cf_model``, default RecBole's LightGCN, for
+A CF backbone trained with uniform negatives (``hnlm_cf_model``, default RecBole's BPR, for
 ``hnlm_cf_epochs`` epochs, selected on *validation*; the test split is never touched here) scores, for
 ``hnlm_sup_size`` sampled training interactions (u, i), ``hnlm_sup_candidates`` = M uniformly drawn items u
 never interacted with; the collaborative hard negative j is the top-scored one (DNS), or with

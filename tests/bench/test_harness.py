@@ -404,3 +404,30 @@ def test_a_cell_is_stale_once_its_store_or_config_file_changed(tmp_path):
     legacy = {k: v for k, v in cell.items() if k != "inputs"}  # written before inputs were recorded
     atomic_write_json(cell_path(settings, "MF", "hnlm", 0), legacy)
     assert finished_cell(settings, "MF", hnlm, 0) == legacy  # nothing recorded to compare: key alone
+
+
+def test_a_cell_is_stale_once_a_default_it_resolved_changed(tmp_path, monkeypatch, capsys):
+    """The key holds the overrides only; a yaml default changed since the cell ran (here dnsmn_n)
+    makes it stale, naming the key. A key added since, absent from the record, changes nothing."""
+    from recbole_hnlm.bench import cells
+    from recbole_hnlm.bench.harness import cell_inputs, cell_key, cell_path, finished_cell
+    from recbole_hnlm.io import atomic_write_json
+
+    settings = _settings(tmp_path, arms=parse_arms("dnsmn"))
+    dnsmn = settings.arms[0]
+    resolved = cells.resolved_values(settings, "MF", dnsmn, 2020, None)
+    assert resolved["neg_sampler"] == '"dnsmn"' and resolved["dnsmn_n"] == "2"
+    assert "seed" not in resolved and "data_path" not in resolved and "device" not in resolved
+    cell = {
+        "key": cell_key(settings, "MF", dnsmn, 2020, None),
+        "inputs": cell_inputs(settings, None, resolved),
+    }
+    atomic_write_json(cell_path(settings, "MF", "dnsmn", 0), cell)
+    assert finished_cell(settings, "MF", dnsmn, 0) == cell
+
+    real = cells.resolved_values
+    monkeypatch.setattr(cells, "resolved_values", lambda *a: {**real(*a), "a_key_added_since": "1"})
+    assert finished_cell(settings, "MF", dnsmn, 0) == cell
+    monkeypatch.setattr(cells, "resolved_values", lambda *a: {**real(*a), "dnsmn_n": "3"})
+    assert finished_cell(settings, "MF", dnsmn, 0) is None
+    assert "stale MF-dnsmn-seed0.json: dnsmn_n (was 2, now 3) changed" in capsys.readouterr().out

@@ -187,3 +187,41 @@ def test_unset_size_covers_every_user_with_per_user_pairs():
     with pytest.raises(ValueError, match="hnlm_sup_per_user"):
         sample_pairs(keys, n_items, SupervisionSettings(hnlm_sup_per_user=0))
     assert SupervisionSettings.resolve({"hnlm_sup_size": "300"}).hnlm_sup_size == 300
+
+
+class _GraphBackbone(torch.nn.Module):
+    """A graph model's shape: ``forward()`` with no arguments returns the propagated tables."""
+
+    def forward(self):
+        return torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0], [5.0, 6.0]])
+
+
+class _FactorBackbone(torch.nn.Module):
+    """RecBole's BPR shape: ``forward(user, item)``; the tables are its embedding weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.user_embedding = torch.nn.Embedding(1, 2)
+        self.item_embedding = torch.nn.Embedding(2, 2)
+        with torch.no_grad():
+            self.user_embedding.weight.copy_(torch.tensor([[0.5, -0.5]]))
+            self.item_embedding.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+    def forward(self, user, item):
+        raise AssertionError("not called with arguments here")
+
+
+def test_cf_embeddings_of_graph_and_factor_miners():
+    """The mining (dns-ui) reads e_i from either backbone shape: the default BPR miner's own weights, a
+    LightGCN miner's propagated tables."""
+    from recbole_hnlm.stages.cf_mining import cf_embeddings
+
+    users, items = cf_embeddings(_GraphBackbone(), None)
+    assert users.tolist() == [[1.0, 2.0]] and items.tolist() == [[3.0, 4.0], [5.0, 6.0]]
+    users, items = cf_embeddings(_FactorBackbone(), None)
+    assert users.tolist() == [[0.5, -0.5]] and items.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_the_default_miner_is_bpr():
+    """The miner's default is linear in |R| per epoch (README: CF supervision); a LightGCN miner is opt-in."""
+    assert SupervisionSettings.resolve({}).hnlm_cf_model == "BPR"
