@@ -142,9 +142,9 @@ def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], ep
 
 
 def fit_growth(sizes: list[float], seconds: list[float]) -> dict[str, float]:
-    """seconds ≈ a·size^b by least squares on log-log: ``{"a": a, "b": b}`` (b alone needs 2+ points)."""
+    """seconds ≈ a·size^b by least squares on log-log: ``{"a": a, "b": b}`` (2+ sizes)."""
     if len(sizes) < 2:
-        return {"a": seconds[0] / sizes[0], "b": 1.0}
+        raise ValueError(f"a growth fit needs two sizes or more, got {len(sizes)}")
     b, log_a = np.polyfit(np.log(sizes), np.log(seconds), 1)
     return {"a": float(math.exp(log_a)), "b": float(b)}
 
@@ -217,6 +217,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
                 f"{p['pipeline_seconds']:.1f} |"
             )
+        if len(entry["points"]) < 2:  # one size fits no growth: no exponents, no projection
+            lines += ["", "One size measured: no growth fitted, nothing projected."]
+            continue
         fits = entry["projection"]["fits"]
         lines += ["", "Fitted exponents: " + ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES) + "."]
         lines += [
@@ -282,7 +285,7 @@ def main() -> None:
     payload["datasets"][args.dataset] = {
         "points": points,
         "workers": workers,
-        "projection": project(points, workers),
+        "projection": project(points, workers) if len(points) > 1 else None,
         "epochs_timed": args.epochs,
         "note": args.note,
         "machine": machine(),
