@@ -174,6 +174,9 @@ def _rank_main(
                 "backend": torch.distributed.get_backend(),
             }
             results.put({**result, "ddp": group})
+        # every rank past its last collective before any leaves: a gloo peer that closes its sockets while
+        # another still talks aborts that one ("terminate called without an active exception", seen in CI)
+        barrier()
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
