@@ -213,7 +213,7 @@ def markdown(payload: dict[str, Any]) -> str:
             c, s = p["counts"], p["stages_seconds"]
             lines.append(
                 f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
-                f"{p.get('cf_model', 'LightGCN')} | "
+                f"{p['cf_model']} | "
                 f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
                 f"{p['pipeline_seconds']:.1f} |"
             )

@@ -225,10 +225,10 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         if store_mode_of(store) != mode:
             print(f"[bench] stale {path.name}: its store is not a {mode} store", flush=True)
             return None
-    recorded = cached.get("inputs") or {}
+    recorded = cached.get("inputs")
     # resolving the config costs ~0.1 s: only for cells that recorded what to compare it with
-    resolved = resolved_values(settings, model, arm, seed, store) if "resolved" in recorded else None
-    changed = inputs_changed(cached.get("inputs"), cell_inputs(settings, store, resolved))
+    resolved = resolved_values(settings, model, arm, seed, store) if "resolved" in (recorded or {}) else None
+    changed = inputs_changed(recorded, cell_inputs(settings, store, resolved))
     if changed:
         print(f"[bench] stale {path.name}: {', '.join(changed)} changed since it ran", flush=True)
         return None
