@@ -16,7 +16,9 @@ near where the text puts the positive; β < 0 steers away from them (items like 
 false negatives). β = 0 is DNS(M,N) exactly. Two controls: ``aligndns_permute`` queries with the text of
 a random other item (a fixed seeded permutation of items), so g's output no longer belongs to i; and
 ``aligndns_source: cf`` steers with the positive's own current CF embedding e_i instead of g(text(i)), so
-no text is read at all: the text earns credit only where it beats that.
+no text is read at all: the text earns credit only where it beats that. ``aligndns_source: both`` steers
+with ê_i + ĝ(text(i)) (unit vectors summed): the text as a correction to where CF puts the positive, which
+earns credit only where it beats ``cf`` alone.
 
 :meth:`TextAlignedDNSNegatives.report` gives the fit's R² on the items at each refit and the share of
 picks the text changed against plain DNS(M,N) on the same candidates: where that share is near zero, the
@@ -36,7 +38,7 @@ from recbole_hnlm.negatives.hard import DNSMNNegatives, EpochShare, pick, rows
 from recbole_hnlm.negatives.item_vectors import configured_item_vectors, text_permutation
 from recbole_hnlm.negatives.text_guard import principal_projection
 
-STEERING_SOURCES = ("text", "cf")
+STEERING_SOURCES = ("text", "cf", "both")
 
 
 class RidgeTextMap:
@@ -127,15 +129,17 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
             self.fitted_epoch = epoch
 
     def steered_query(self, ctx: NegativeContext) -> torch.Tensor:
-        """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) (or ê_i with ``aligndns_source: cf``) for the batch's pairs
-        (no gradient)."""
+        """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) (ê_i with ``aligndns_source: cf``, ê_i + ĝ(text(i)) with
+        ``both``) for the batch's pairs (no gradient)."""
         user = ctx.user_e.detach()
         if self.beta == 0.0:
             return user
-        if self.source == "cf":
-            placed = ctx.pos_e.detach()
-        else:
-            placed = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
+        placed = torch.zeros_like(user)
+        if self.source in ("cf", "both"):
+            placed += F.normalize(ctx.pos_e.detach(), dim=1)
+        if self.source in ("text", "both"):
+            text = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
+            placed += F.normalize(text, dim=1)
         return user + self.beta * user.norm(dim=1, keepdim=True) * F.normalize(placed, dim=1)
 
     def forward(self, ctx: NegativeContext) -> Negatives:

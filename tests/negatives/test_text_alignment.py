@@ -99,6 +99,25 @@ def test_the_cf_control_steers_with_the_positives_own_embedding(tmp_path):
     assert _sampler(tmp_path, aligndns_source="text")(_ctx(items=ITEMS)).ids.tolist() == [[2]]
 
 
+def test_the_both_source_sums_the_unit_cf_and_text_directions(tmp_path):
+    # g fitted on ITEMS puts item 4 near (0, 2); then e_4 moves to (3, 0) in CF space (unit (1, 0)).
+    # β = 1, ‖e_u‖ = 1: q = e_u + normalise((1, 0) + ĝ) ≈ (1, 0) + (1, 1)/√2, between the cf query
+    # (2, 0) and the text one ≈ (1, 1)
+    both = _sampler(tmp_path, aligndns_source="both")
+    both(_ctx())  # fits g on ITEMS
+    g = both.text_map(torch.tensor([4]))
+    items = ITEMS.clone()
+    items[4] = torch.tensor([3.0, 0.0])
+    query = both.steered_query(_ctx(items=items))
+    unit = torch.nn.functional.normalize
+    assert torch.allclose(
+        query, torch.tensor([[1.0, 0.0]]) + unit(torch.tensor([[1.0, 0.0]]) + unit(g, dim=1), dim=1)
+    )
+    assert torch.allclose(query, torch.tensor([[1.0 + 0.5**0.5, 0.5**0.5]]), atol=0.05)
+    cf = _sampler(tmp_path, aligndns_source="cf").steered_query(_ctx(items=items))
+    assert torch.allclose(cf, torch.tensor([[2.0, 0.0]]))
+
+
 def test_beta_zero_is_dns_mn_on_the_same_candidates(tmp_path):
     rng = torch.Generator().manual_seed(0)
     items = torch.randn(5, 2, generator=rng)
