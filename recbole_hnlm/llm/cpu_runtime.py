@@ -5,6 +5,8 @@
   grants, where ``os.cpu_count()`` and torch's own default count the whole host.
 - :func:`inference_model` folds the LoRA adapter into the base weights (one matmul per projection instead of
   three) and, optionally, quantises the ``Linear`` layers to int8 (dynamic quantisation).
+- :func:`embedder_precision` resolves ``hnlm_embedder_precision``: ``auto`` is bf16 matmuls where the CPU
+  multiplies bf16 natively (AVX512-BF16 or AMX), where they run at about twice the fp32 rate, else fp32.
 - :func:`encoder_flops` / :func:`gemm_peak_gflops`: the work a batch of texts costs from the model's
   shapes, and the machine's own matmul rate at those shapes, so a throughput can be stated as a fraction of
   what the CPU can do (``benchmarks/embed_batching.py``).
@@ -40,6 +42,36 @@ def infer_threads(config: Any) -> int | None:
 def infer_int8(config: Any) -> bool:
     """``hnlm_infer_int8``: quantise the embedder's Linear layers to int8 for inference."""
     return bool(config_value(config, "hnlm_infer_int8"))
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX tiles). Elsewhere torch emulates
+    bf16 matmuls, slower than fp32, so ``auto`` keeps fp32 there."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(value: str) -> str:
+    """A ``hnlm_embedder_precision`` value resolved to what runs: ``fp32`` or ``bf16`` (``auto``:
+    :func:`native_bf16`). bf16 is mixed precision: weights, pooling and the loss stay fp32, the matmuls run
+    in bf16 (torch autocast)."""
+    if value not in PRECISIONS:
+        raise ValueError(f"config key 'hnlm_embedder_precision' must be one of {PRECISIONS}, got {value!r}")
+    if value == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return str(value)
+
+
+def inference_precision(config: Any) -> str:
+    """``hnlm_embedder_precision`` of ``config`` resolved for store inference: ``auto`` is fp32 when
+    ``hnlm_infer_int8`` quantises the Linear layers (they run int8), an explicit bf16 with int8 is refused."""
+    value = config_value(config, "hnlm_embedder_precision")
+    if infer_int8(config) and value == "auto":
+        return "fp32"
+    return resolve_precision(value)
 
 
 @contextmanager

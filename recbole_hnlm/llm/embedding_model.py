@@ -176,11 +176,14 @@ def _default_targets(model: nn.Module) -> list[str] | None:
 class EmbeddingModel(nn.Module):
     """Backbone + LoRA adapter + the spec's pooling; ``encode`` (with grad) and ``embed`` (batched)."""
 
-    def __init__(self, spec: EmbedderSpec, model: nn.Module, tokenizer: Any) -> None:
+    def __init__(self, spec: EmbedderSpec, model: nn.Module, tokenizer: Any, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"embedder precision must be 'fp32' or 'bf16', got {precision!r}")
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
+        self.precision = precision  # bf16: the forward's matmuls under autocast, weights stay fp32
         eos = tokenizer.eos_token_id
         if spec.append_eos and eos is None:
             raise EmbedderSpecError(
@@ -190,7 +193,9 @@ class EmbeddingModel(nn.Module):
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, spec: EmbedderSpec, *, base: tuple[nn.Module, Any] | None = None) -> EmbeddingModel:
+    def create(
+        cls, spec: EmbedderSpec, *, base: tuple[nn.Module, Any] | None = None, precision: str = "fp32"
+    ) -> EmbeddingModel:
         """A fresh LoRA adapter on ``spec.base_model`` (B starts at zero: the base model's embeddings)."""
         from peft import LoraConfig, get_peft_model
 
@@ -202,7 +207,7 @@ class EmbeddingModel(nn.Module):
         peft_model = get_peft_model(model, lora)
         if targets is not None and spec.target_modules is None:
             spec = EmbedderSpec.from_dict({**spec.as_dict(), "target_modules": targets})
-        return cls(spec, peft_model, tokenizer)
+        return cls(spec, peft_model, tokenizer, precision)
 
     @classmethod
     def load(cls, adapter_dir: str | Path, *, trainable: bool = False) -> EmbeddingModel:
@@ -215,10 +220,14 @@ class EmbeddingModel(nn.Module):
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
         return cls(spec, peft_model.train(trainable) if trainable else peft_model.eval(), tokenizer)
 
-    def for_inference(self, *, int8: bool = False) -> EmbeddingModel:
+    def for_inference(self, *, int8: bool = False, precision: str = "fp32") -> EmbeddingModel:
         """This embedder for inference only: the LoRA weights merged into the base model (one matmul per
-        projection instead of three) and, with ``int8``, its Linear layers quantised. Consumes ``self``."""
-        return EmbeddingModel(self.spec, inference_model(self.model, int8=int8), self.tokenizer)
+        projection instead of three) and, with ``int8``, its Linear layers quantised (which run int8
+        whatever ``precision`` says: bf16 then asks for two roundings at once). Consumes ``self``."""
+        if int8 and precision == "bf16":
+            raise ValueError("hnlm_infer_int8 and hnlm_embedder_precision: bf16 exclude each other")
+        model = inference_model(self.model, int8=int8)
+        return EmbeddingModel(self.spec, model, self.tokenizer, precision)
 
     def save(self, folder: str | Path, *, info: dict[str, Any] | None = None) -> None:
         """Adapter weights (peft format) and ``embedder.json``: the spec plus ``info``."""
@@ -263,13 +272,15 @@ class EmbeddingModel(nn.Module):
         batch = self._collate(rows)
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = self.model(**batch).last_hidden_state
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            hidden = self.model(**batch).last_hidden_state
+        hidden = hidden.float()  # pooling sums over tokens: in fp32 whatever the matmuls ran in
         if self.spec.pooling == "last":
             pooled = hidden[:, -1]
         else:
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return F.normalize(pooled.float(), dim=-1)
+        return F.normalize(pooled, dim=-1)
 
     def encode(self, texts: Sequence[str], role: str = "query") -> torch.Tensor:
         return self.forward_ids(self.tokenize(texts, role))

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from recbole_hnlm.config_values import RECBOLE_SEED, config_value, default_of, settings_values
 from recbole_hnlm.data.splits import split_seed
 from recbole_hnlm.io import atomic_directory, check_replaceable, fingerprint, under_artefact_lock
+from recbole_hnlm.llm.cpu_runtime import resolve_precision
 from recbole_hnlm.llm.embedding_model import (
     EMBEDDER_FORMAT,
     SPEC_FILE,
@@ -62,7 +63,13 @@ class FinetuneSettings:
     hnlm_lora_dropout: float = default_of("hnlm_lora_dropout")
     hnlm_query_max_len: int = default_of("hnlm_query_max_len")
     hnlm_passage_max_len: int = default_of("hnlm_passage_max_len")
+    hnlm_embedder_precision: str = default_of("hnlm_embedder_precision")
     seed: int = RECBOLE_SEED
+
+    def __post_init__(self) -> None:
+        # what runs, not "auto": the adapter's fingerprint then says which arithmetic trained it
+        precision = resolve_precision(self.hnlm_embedder_precision)
+        object.__setattr__(self, "hnlm_embedder_precision", precision)
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> FinetuneSettings:
@@ -154,7 +161,7 @@ def finetune(
         raise ValueError("fine-tuning needs at least one training triple")
     run_fp = fingerprint([spec.as_dict(), settings.as_dict(), [list(t.values()) for t in triples]])
     torch.manual_seed(settings.seed)
-    model = EmbeddingModel.create(spec)
+    model = EmbeddingModel.create(spec, precision=settings.hnlm_embedder_precision)
     params = _trainable(model)
     optimizer = torch.optim.AdamW(
         list(params.values()), lr=settings.hnlm_ft_lr, weight_decay=settings.hnlm_ft_weight_decay

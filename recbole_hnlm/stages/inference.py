@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from recbole_hnlm.config_values import setting
 from recbole_hnlm.io import artefact_lock, atomic_write_json, check_replaceable, fingerprint
-from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_threads
+from recbole_hnlm.llm.cpu_runtime import embedding_threads, infer_int8, infer_threads, inference_precision
 from recbole_hnlm.llm.embedding_model import EmbeddingModel, read_adapter_info
 from recbole_hnlm.stages.common import training_view
 from recbole_hnlm.stages.query_text import QueryBuilder
@@ -83,9 +83,14 @@ def adapter_queries(
 
 
 def store_identity(
-    view: Any, adapter_info: Mapping[str, Any], text_settings: Any, builder: QueryBuilder, int8: bool
+    view: Any,
+    adapter_info: Mapping[str, Any],
+    text_settings: Any,
+    builder: QueryBuilder,
+    int8: bool,
+    precision: str = "fp32",
 ) -> list[Any]:
-    """What a store's vectors depend on (its fingerprint's parts): data, adapter, query text, int8."""
+    """What a store's vectors depend on (its fingerprint's parts): data, adapter, query text, arithmetic."""
     return [
         view.dataset_fingerprint,
         adapter_info.get("fingerprint"),
@@ -94,6 +99,7 @@ def store_identity(
         builder.profiles_fingerprint,
         # int8 changes the vectors (slightly), so it is part of the store's identity; threads are not
         *([{"int8": True}] if int8 else []),  # fp32 stores keep the fingerprint they had
+        *([{"precision": precision}] if precision != "fp32" else []),
     ]
 
 
@@ -108,6 +114,7 @@ class StorePlan(NamedTuple):
     builder: QueryBuilder
     out: Path
     int8: bool
+    precision: str
     key: str
 
 
@@ -127,9 +134,10 @@ def plan_store(
     view = view if view is not None else training_view(config)
     text_settings, builder = adapter_queries(config, root, info, view)
     out = out or root / "negatives" / store_name(info, view.dataset, mode)
-    int8 = infer_int8(config)
-    key = fingerprint([*store_identity(view, info, text_settings, builder, int8), *mode_identity])
-    return StorePlan(adapter_dir, info, view, text_settings, builder, out, int8, key)
+    int8, precision = infer_int8(config), inference_precision(config)
+    identity = store_identity(view, info, text_settings, builder, int8, precision)
+    key = fingerprint([*identity, *mode_identity])
+    return StorePlan(adapter_dir, info, view, text_settings, builder, out, int8, precision, key)
 
 
 def store_is_current(out: Path, key: str) -> bool:
@@ -161,7 +169,7 @@ def infer_store(
     """Embed every training pair's query with the adapter in ``adapter_dir``; returns the store folder."""
     from recbole_hnlm.negatives.store import STORE_FORMAT, write_store
 
-    adapter_dir, info, view, text_settings, builder, out, int8, key = plan_store(
+    adapter_dir, info, view, text_settings, builder, out, int8, precision, key = plan_store(
         config, root, adapter_dir, view, out, "pair"
     )
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
@@ -172,7 +180,7 @@ def infer_store(
         check_replaceable(out, STORE_FORMAT)  # before the embedding work, not only when the store is written
         start = time.perf_counter()
         users, items = training_pairs(view)
-        model = EmbeddingModel.load(adapter_dir).for_inference(int8=int8)
+        model = EmbeddingModel.load(adapter_dir).for_inference(int8=int8, precision=precision)
         rows = model.tokenize([builder.query(u, i) for u, i in zip(users, items)], "query")
         order = np.argsort([len(r) for r in rows], kind="stable")
         chunks = [order[s : s + chunk_size] for s in range(0, len(order), chunk_size)]
@@ -243,6 +251,7 @@ def infer_store(
                 "chunks": len(chunks),
                 "chunks_resumed": resumed,
                 "batch_size": batch_size,
+                "precision": "int8" if int8 else precision,
                 "seconds": round(seconds, 1),
             },
         )

@@ -108,7 +108,7 @@ def infer_factored_store(
     batch_size = int(batch_size or setting(config, "hnlm_infer_batch_size"))
     weight = item_weight(config)
     mode = {"hnlm_store_mode": FACTORED, "hnlm_factored_item_weight": weight}
-    adapter_dir, info, view, text_settings, builder, out, int8, key = plan_store(
+    adapter_dir, info, view, text_settings, builder, out, int8, precision, key = plan_store(
         config, root, adapter_dir, view, out, FACTORED, [mode]
     )
     with artefact_lock(out):  # a concurrent run waits, then reuses the store this one writes
@@ -118,7 +118,7 @@ def infer_factored_store(
         start = time.perf_counter()
         users, items = training_pairs(view)
         distinct_users, distinct_items, user_rows, item_rows = factor_pairs(users, items)
-        model = EmbeddingModel.load(adapter_dir).for_inference(int8=int8)
+        model = EmbeddingModel.load(adapter_dir).for_inference(int8=int8, precision=precision)
         texts = [builder.user_part(u) for u in distinct_users] + [
             builder.item_part(i) for i in distinct_items
         ]
@@ -156,6 +156,7 @@ def infer_factored_store(
                 "spec": info.get("spec"),
                 "text_fallbacks": dict(builder.fallbacks),
                 "batch_size": batch_size,
+                "precision": "int8" if int8 else precision,
                 "encode_seconds": round(encoded, 1),
                 "seconds": round(seconds, 1),
             },

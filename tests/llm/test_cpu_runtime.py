@@ -18,6 +18,8 @@ from recbole_hnlm.llm.cpu_runtime import (
     gemm_peak_gflops,
     infer_int8,
     infer_threads,
+    inference_precision,
+    resolve_precision,
     usable_cpus,
 )
 from recbole_hnlm.llm.embedding_model import EmbedderSpec, EmbeddingModel
@@ -78,6 +80,38 @@ def test_int8_quantises_the_linear_layers_and_stays_close(tmp_path):
     assert (
         float((vectors * reference).sum(1).min()) > 0.9
     )  # a random tiny model: loose, the bench checks 0.99
+
+
+def test_precision_auto_follows_the_cpus_bf16_and_bad_values_name_the_key(monkeypatch):
+    assert yaml.safe_load((PROPERTIES_DIR / "overall.yaml").read_text())["hnlm_embedder_precision"] == "auto"
+    monkeypatch.setattr(cpu_runtime, "native_bf16", lambda: True)
+    assert resolve_precision("auto") == "bf16"
+    assert resolve_precision("fp32") == "fp32"
+    # int8 inference runs its Linear layers in int8: auto then means fp32, an explicit bf16 is refused later
+    assert inference_precision({"hnlm_embedder_precision": "auto", "hnlm_infer_int8": True}) == "fp32"
+    assert inference_precision({"hnlm_embedder_precision": "auto", "hnlm_infer_int8": False}) == "bf16"
+    monkeypatch.setattr(cpu_runtime, "native_bf16", lambda: False)
+    assert resolve_precision("auto") == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="hnlm_embedder_precision"):
+        resolve_precision("fp16")
+
+
+def test_bf16_embeds_close_to_fp32_and_refuses_int8_with_it(tmp_path):
+    torch.manual_seed(0)
+    spec = EmbedderSpec.for_model(str(save_tiny(tmp_path / "enc", "encoder")))
+    model = EmbeddingModel.create(spec)
+    reference = model.embed(TEXTS, batch_size=4)
+    bf16 = EmbeddingModel(spec, model.model, model.tokenizer, precision="bf16")
+    vectors = bf16.embed(TEXTS, batch_size=4)
+    assert vectors.dtype == np.float32 and vectors.shape == reference.shape
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)  # pooled in fp32
+    cosine = (vectors * reference).sum(1)
+    assert cosine.min() > 0.99 and not np.array_equal(vectors, reference)  # bf16 did run, and stayed close
+    with pytest.raises(ValueError, match="exclude each other"):
+        model.for_inference(int8=True, precision="bf16")
+    with pytest.raises(ValueError, match="'fp32' or 'bf16'"):
+        EmbeddingModel(spec, model.model, model.tokenizer, precision="auto")
 
 
 def test_encoder_flops_count_weights_twice_per_token_plus_attention():

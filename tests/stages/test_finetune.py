@@ -62,6 +62,7 @@ def fast_settings(model: str, **kw) -> FinetuneSettings:
         hnlm_lora_dropout=0.0,
         hnlm_query_max_len=32,
         hnlm_passage_max_len=16,
+        hnlm_embedder_precision="fp32",  # the thresholds below are fp32's; bf16 has its own test
     )
     base.update(kw)
     return FinetuneSettings(**base)
@@ -88,6 +89,31 @@ def test_finetune_lowers_loss_and_moves_queries_toward_hard_negatives(tmp_path, 
     before, after = similarity_gap(fresh, held), similarity_gap(tuned, held)
     assert after > before + 0.2, (before, after)
     assert after > 0  # held-out queries now sit closer to their hard negative than to their item
+
+
+def test_bf16_mixed_precision_learns_the_mapping_too_and_changes_the_fingerprint(tmp_path, tiny_encoder):
+    train, held = triples(64, seed=1), triples(24, seed=2)
+    settings = fast_settings(str(tiny_encoder), hnlm_embedder_precision="bf16")
+    assert settings.hnlm_embedder_precision == "bf16"
+    log = finetune(train, tmp_path / "embedder", settings, progress=False)
+    assert np.mean(log["losses"][-4:]) < 0.7 * np.mean(log["losses"][:4])
+    fresh = EmbeddingModel.create(settings.spec())
+    before = similarity_gap(fresh, held)
+    after = similarity_gap(EmbeddingModel.load(tmp_path / "embedder"), held)
+    assert after > before + 0.1 and after > 0, (before, after)  # bf16 rounding: a looser margin than fp32's
+    fp32 = fast_settings(str(tiny_encoder))
+    assert fp32.as_dict() != settings.as_dict()  # the adapter's fingerprint says which arithmetic trained it
+
+
+def test_auto_precision_is_resolved_when_the_settings_are_made(monkeypatch, tiny_encoder):
+    from recbole_hnlm.llm import cpu_runtime
+
+    monkeypatch.setattr(cpu_runtime, "native_bf16", lambda: False)
+    assert fast_settings(str(tiny_encoder), hnlm_embedder_precision="auto").hnlm_embedder_precision == "fp32"
+    monkeypatch.setattr(cpu_runtime, "native_bf16", lambda: True)
+    assert fast_settings(str(tiny_encoder), hnlm_embedder_precision="auto").hnlm_embedder_precision == "bf16"
+    with pytest.raises(ValueError, match="hnlm_embedder_precision"):
+        fast_settings(str(tiny_encoder), hnlm_embedder_precision="half")
 
 
 def test_adapter_save_load_reproduces_embeddings_exactly(tmp_path, tiny_causal):

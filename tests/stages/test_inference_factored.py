@@ -30,7 +30,7 @@ class KnownVectors:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def for_inference(self, *, int8: bool = False) -> KnownVectors:
+    def for_inference(self, *, int8: bool = False, precision: str = "fp32") -> KnownVectors:
         return self
 
     def tokenize(self, texts, role="query"):
