@@ -29,6 +29,7 @@ REFERENCES = ("rns", "dnsmn", "dnsmn32")  # uniform, DNS(16,2), the same-budget 
 # each text arm's own controls: the same design with no text read (cf) or with another item's text (perm)
 CONTROLS = {
     "aligndns": ("aligndns-cf", "aligndns-perm"),
+    "aligndns-both": ("aligndns-cf", "aligndns"),  # text added to e_i: against e_i alone, and text alone
     "aligndns16": ("aligndns16-cf",),
     "semdns": ("semdns-perm",),
     "guarddns": ("guarddns-inv",),
