@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +40,27 @@ def cell_key(settings: BenchSettings, model: str, arm: Arm, seed: int, store: st
             "negatives": store,
         }
     )
+
+
+def data_path_spellings(data_path: str | None) -> list[str | None]:
+    """``data_path`` as given, absolute, and relative to the working directory: the spellings under which
+    a cell may have keyed the same data folder (a grid run from another checkout, or with ``DATA`` set
+    absolute, spells it differently, and its cells are no less finished)."""
+    if not data_path:
+        return [data_path]
+    resolved = Path(data_path).resolve()
+    spellings = [data_path, str(resolved)]
+    with contextlib.suppress(ValueError):  # another drive: no relative spelling
+        spellings.append(os.path.relpath(resolved))
+    return list(dict.fromkeys(spellings))
+
+
+def cell_keys(settings: BenchSettings, model: str, arm: Arm, seed: int, store: str | None) -> set[str]:
+    """Every key the cell may carry: :func:`cell_key` under each of :func:`data_path_spellings`."""
+    return {
+        cell_key(dataclasses.replace(settings, data_path=spelling), model, arm, seed, store)
+        for spelling in data_path_spellings(settings.data_path)
+    }
 
 
 def read_cell(path: Path, key: str | None = None) -> dict[str, Any] | None:
@@ -216,7 +240,7 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
     store = settings.given_store(arm.label, seed)
     if store is None and not arm.is_baseline:
         store = cached.get("negatives")
-    if cached.get("key") != cell_key(settings, model, arm, seed, store):
+    if cached.get("key") not in cell_keys(settings, model, arm, seed, store):
         return None
     if store and arm.sampler == "hnlm" and settings.given_store(arm.label, seed) is None:
         # the key holds the store the cell recorded, not the mode: a cell whose store the pipeline would no

@@ -346,6 +346,24 @@ def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(
     assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", hnlm, 1) is None
 
 
+def test_a_cell_keyed_under_another_spelling_of_the_same_data_folder_is_finished(tmp_path, monkeypatch):
+    from recbole_hnlm.bench.harness import cell_key, cell_path, finished_cell
+    from recbole_hnlm.io import atomic_write_json
+
+    (tmp_path / "shared" / "data" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    absolute = _settings(tmp_path, data_path=str(tmp_path / "shared" / "data"))
+    rns = absolute.arms[0]
+    key = cell_key(absolute, "MF", rns, 2020, None)
+    atomic_write_json(cell_path(absolute, "MF", "rns", 0), {"key": key, "seed": 2020})
+    relative = dataclasses.replace(absolute, data_path="../shared/data")
+    assert cell_key(relative, "MF", rns, 2020, None) != key  # the key itself holds the spelling
+    assert finished_cell(relative, "MF", rns, 0) == {"key": key, "seed": 2020}
+    elsewhere = dataclasses.replace(absolute, data_path=str(tmp_path / "repo"))  # another folder: not it
+    assert finished_cell(elsewhere, "MF", rns, 0) is None
+
+
 def test_a_cell_whose_store_another_mode_built_is_stale(tmp_path, capsys):
     """The key holds the store a cell recorded: a pair store's cell under the factored default runs again,
     and is finished once the arm asks for the pair mode by name (that arm's own key)."""
