@@ -52,6 +52,7 @@ class FinetuneSettings:
 
     hnlm_embedder_model: str = default_of("hnlm_embedder_model")
     hnlm_ft_epochs: int = default_of("hnlm_ft_epochs")
+    hnlm_ft_max_steps: int | None = default_of("hnlm_ft_max_steps")
     hnlm_ft_batch_size: int = default_of("hnlm_ft_batch_size")
     hnlm_ft_lr: float = default_of("hnlm_ft_lr")
     hnlm_ft_weight_decay: float = default_of("hnlm_ft_weight_decay")
@@ -70,6 +71,9 @@ class FinetuneSettings:
         # what runs, not "auto": the adapter's fingerprint then says which arithmetic trained it
         precision = resolve_precision(self.hnlm_embedder_precision)
         object.__setattr__(self, "hnlm_embedder_precision", precision)
+        budget = self.hnlm_ft_max_steps
+        if budget is not None and int(budget) < 1:
+            raise ValueError(f"config key 'hnlm_ft_max_steps' must be >= 1 or ~, got {budget}")
 
     @classmethod
     def resolve(cls, config: Any, overrides: Mapping[str, Any] | None = None) -> FinetuneSettings:
@@ -183,6 +187,8 @@ def finetune(
     batch = max(1, settings.hnlm_ft_batch_size)
     steps_per_epoch = (len(train) + batch - 1) // batch
     total = steps_per_epoch * settings.hnlm_ft_epochs
+    if settings.hnlm_ft_max_steps is not None:
+        total = min(total, int(settings.hnlm_ft_max_steps))
     start_time = time.perf_counter()
     done_here = 0
     bar = tqdm(total=total, initial=log["step"], desc="finetune", unit="step", disable=not progress)
@@ -201,6 +207,8 @@ def finetune(
             order = np.random.default_rng(settings.seed + epoch).permutation(len(train))
             first = log["step"] - epoch * steps_per_epoch
             for k in range(max(0, first), steps_per_epoch):
+                if log["step"] >= total:  # hnlm_ft_max_steps reached mid-epoch
+                    break
                 rows = [train[int(r)] for r in order[k * batch : (k + 1) * batch]]
                 torch.manual_seed(settings.seed * 1000003 + log["step"])
                 q = model.encode([r["query"] for r in rows], "query")
@@ -223,6 +231,8 @@ def finetune(
                     raise KeyboardInterrupt(f"stopped after {done_here} steps (stop_after_steps)")
             log["epoch"] = epoch + 1
             checkpoint()
+            if log["step"] >= total:
+                break
     finally:
         bar.close()
     model.model.eval()

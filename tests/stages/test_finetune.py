@@ -116,6 +116,20 @@ def test_auto_precision_is_resolved_when_the_settings_are_made(monkeypatch, tiny
         fast_settings(str(tiny_encoder), hnlm_embedder_precision="half")
 
 
+def test_max_steps_stops_the_run_on_the_same_steps_a_full_run_takes_first(tmp_path, tiny_encoder):
+    data = triples(64, seed=5)  # 4 steps an epoch of 16
+    two_epochs = fast_settings(str(tiny_encoder), hnlm_ft_epochs=2)
+    full = finetune(data, tmp_path / "full", two_epochs, progress=False)
+    assert full["step"] == 8
+    for budget in (3, 5):  # inside the first epoch, and across the epoch boundary
+        settings = fast_settings(str(tiny_encoder), hnlm_ft_epochs=2, hnlm_ft_max_steps=budget)
+        log = finetune(data, tmp_path / f"cut{budget}", settings, progress=False)
+        assert log["step"] == len(log["losses"]) == budget
+        assert log["losses"] == full["losses"][:budget]  # the same shuffle and dropout seeds, cut short
+    with pytest.raises(ValueError, match="hnlm_ft_max_steps"):
+        fast_settings(str(tiny_encoder), hnlm_ft_max_steps=0)
+
+
 def test_adapter_save_load_reproduces_embeddings_exactly(tmp_path, tiny_causal):
     spec = EmbedderSpec.for_model(str(tiny_causal), query_max_len=24)
     model = EmbeddingModel.create(spec)
