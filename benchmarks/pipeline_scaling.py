@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` whe
 import recbole_hnlm  # noqa: F401
 from benchmarks.common import PROTOCOL, RESULTS, SHARED_DATA, epoch_runner, machine, write_results
 from recbole_hnlm.config import make_config
+from recbole_hnlm.llm.cpu_runtime import inference_precision
 from recbole_hnlm.pipeline import ensure_hnlm_store
 from recbole_hnlm.quick_start import sampler_overrides
 
@@ -133,6 +134,7 @@ def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], ep
         times.append(time.perf_counter() - begin)
     return {
         "cf_model": str(config["hnlm_cf_model"]),
+        "precision": inference_precision(config),
         "stages_seconds": {**stages, "epoch": round(statistics.median(times), 2)},
         "epoch_seconds": [round(t, 2) for t in times],
         "pipeline_seconds": round(pipeline_seconds, 1),
@@ -194,6 +196,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "users; inference: users + items). RecBole's LightGCN propagates the whole graph for every batch, so",
         "an epoch costs (|R| / batch) × O(|R|): quadratic in the interactions. *miner*: the supervision's CF",
         "backbone (`hnlm_cf_model`, `hnlm_cf_epochs` epochs); a LightGCN miner is quadratic too, BPR linear.",
+        "*embedder*: the arithmetic of fine-tuning and inference (`hnlm_embedder_precision`; points measured",
+        "before it existed ran fp32).",
     ]
     for name, entry in payload["datasets"].items():
         m = entry["machine"]
@@ -205,15 +209,15 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or ())}, {m.get('date')}."
             + (f" {entry['note']}" if entry.get("note") else ""),
             "",
-            "| fraction | users | items | interactions | miner | supervision s | fine-tuning s | inference s "
-            "| epoch s | store total s |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| fraction | users | items | interactions | miner | embedder | supervision s | fine-tuning s "
+            "| inference s | epoch s | store total s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in entry["points"]:
             c, s = p["counts"], p["stages_seconds"]
             lines.append(
                 f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
-                f"{p['cf_model']} | "
+                f"{p['cf_model']} | {p.get('precision', 'fp32')} | "
                 f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
                 f"{p['pipeline_seconds']:.1f} |"
             )
@@ -262,6 +266,7 @@ def main() -> None:
     parser.add_argument("--text_fields", default=None, help="a yaml list, e.g. \"['keywords']\"")
     parser.add_argument("--workers", default="1,8,64", help="worker counts of the inference projection")
     parser.add_argument("--note", default="", help="a sentence on the conditions, printed with the machine")
+    parser.add_argument("--label", default=None, help="the entry's name on the page (default: the dataset)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     extra: dict[str, Any] = {}
@@ -282,7 +287,7 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     path = RESULTS / f"{NAME}.json"
     payload = json.loads(path.read_text()) if path.is_file() else {"datasets": {}}
-    payload["datasets"][args.dataset] = {
+    payload["datasets"][args.label or args.dataset] = {
         "points": points,
         "workers": workers,
         "projection": project(points, workers) if len(points) > 1 else None,
