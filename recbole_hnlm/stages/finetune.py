@@ -10,6 +10,9 @@ templates, max lengths) in ``<artifact_dir>/<dataset>/embedder/``; inference rea
 always pool and template identically. Training checkpoints (adapter + optimizer + position) go to
 ``embedder.ckpt/`` every ``hnlm_ft_save_steps`` steps and at each epoch end; a rerun resumes from there.
 Shuffling is seeded per epoch and dropout per step, so a resumed run takes the same steps.
+``hnlm_ft_max_steps`` stops after that many steps of the same shuffle. With ``hnlm_embedder_precision``
+resolving to bf16 the forward's matmuls run in bf16 (weights, AdamW state and loss stay fp32); the resolved
+precision is one of the settings, so it is part of the adapter's fingerprint.
 """
 
 from __future__ import annotations
