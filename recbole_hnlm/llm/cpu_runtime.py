@@ -5,8 +5,9 @@
   grants, where ``os.cpu_count()`` and torch's own default count the whole host.
 - :func:`inference_model` folds the LoRA adapter into the base weights (one matmul per projection instead of
   three) and, optionally, quantises the ``Linear`` layers to int8 (dynamic quantisation).
-- :func:`embedder_precision` resolves ``hnlm_embedder_precision``: ``auto`` is bf16 matmuls where the CPU
-  multiplies bf16 natively (AVX512-BF16 or AMX), where they run at about twice the fp32 rate, else fp32.
+- :func:`resolve_precision` / :func:`inference_precision` resolve ``hnlm_embedder_precision``: ``auto`` is
+  bf16 matmuls where the CPU multiplies bf16 natively (AVX512-BF16 or AMX), where they run at about twice
+  the fp32 rate, else fp32.
 - :func:`encoder_flops` / :func:`gemm_peak_gflops`: the work a batch of texts costs from the model's
   shapes, and the machine's own matmul rate at those shapes, so a throughput can be stated as a fraction of
   what the CPU can do (``benchmarks/embed_batching.py``).
