@@ -82,13 +82,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def finetune_step_seconds(fresh, texts: list[str], batch: int, steps: int) -> dict[str, float]:
-    """Best seconds of one LoRA training step (forward and backward of query, positive and negative, AdamW)
-    in fp32 and in bf16, the two precisions interleaved. The passages are other queries cut to the passage
-    length: the shapes of a real step."""
+    """Best seconds of one LoRA training step (``finetune.contrastive_step``: forward and backward of query,
+    positive and negative, AdamW) in fp32 and in bf16, the two precisions interleaved. The passages are
+    other queries cut to the passage length: the shapes of a real step."""
     from recbole_hnlm.llm.embedding_model import EmbeddingModel
-    from recbole_hnlm.stages.finetune import pairwise_contrastive_loss
+    from recbole_hnlm.stages.finetune import contrastive_step
 
-    queries, positives, negatives = texts[:batch], texts[batch : 2 * batch], texts[2 * batch : 3 * batch]
+    rows = [
+        {"query": texts[k], "positive": texts[batch + k], "negative": texts[2 * batch + k]}
+        for k in range(batch)
+    ]
     runs = {}
     for precision in ("fp32", "bf16"):
         base = fresh()
@@ -97,24 +100,13 @@ def finetune_step_seconds(fresh, texts: list[str], batch: int, steps: int) -> di
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
         runs[precision] = (model, optimizer)
 
-    def step(model, optimizer) -> None:
-        q, p, n = (
-            model.encode(queries),
-            model.encode(positives, "passage"),
-            model.encode(negatives, "passage"),
-        )
-        loss = pairwise_contrastive_loss(q, p, n, 0.05)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     best = {name: float("inf") for name in runs}
-    for pair in runs.values():
-        step(*pair)  # warm-up
+    for model, optimizer in runs.values():
+        contrastive_step(model, optimizer, rows, 0.05)  # warm-up
     for _ in range(steps):
-        for name, pair in runs.items():
+        for name, (model, optimizer) in runs.items():
             start = time.perf_counter()
-            step(*pair)
+            contrastive_step(model, optimizer, rows, 0.05)
             best[name] = min(best[name], time.perf_counter() - start)
     out = {name: round(value, 3) for name, value in best.items()}
     out["speedup"] = round(best["fp32"] / best["bf16"], 2)

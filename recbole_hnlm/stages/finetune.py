@@ -106,6 +106,24 @@ def pairwise_contrastive_loss(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
     return F.softplus(-(pos - neg) / tau).mean()
 
 
+def contrastive_step(
+    model: EmbeddingModel,
+    optimizer: torch.optim.Optimizer,
+    rows: Sequence[Mapping[str, str]],
+    tau: float,
+) -> float:
+    """One optimizer step of :func:`pairwise_contrastive_loss` on ``rows`` (query, positive and negative
+    texts, each encoded with gradients); returns the loss."""
+    q = model.encode([r["query"] for r in rows], "query")
+    p = model.encode([r["positive"] for r in rows], "passage")
+    n = model.encode([r["negative"] for r in rows], "passage")
+    loss = pairwise_contrastive_loss(q, p, n, tau)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 @torch.no_grad()
 def similarity_gap(
     model: EmbeddingModel, triples: Sequence[Mapping[str, str]], batch_size: int = 32
@@ -214,14 +232,7 @@ def finetune(
                     break
                 rows = [train[int(r)] for r in order[k * batch : (k + 1) * batch]]
                 torch.manual_seed(settings.seed * 1000003 + log["step"])
-                q = model.encode([r["query"] for r in rows], "query")
-                p = model.encode([r["positive"] for r in rows], "passage")
-                n = model.encode([r["negative"] for r in rows], "passage")
-                loss = pairwise_contrastive_loss(q, p, n, settings.hnlm_ft_tau)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                value = float(loss.detach())
+                value = contrastive_step(model, optimizer, rows, settings.hnlm_ft_tau)
                 log["losses"].append(round(value, 6))
                 log["step"] += 1
                 done_here += 1
