@@ -1,20 +1,23 @@
 """The semantic pipeline's cold cost by stage at fractions of a dataset, its fitted growth, and a projection.
 
     python -m benchmarks.pipeline_scaling --dataset toys [--data_path ../shared/data] [--fractions 0.25,0.5,1]
-        [--epochs 2] [--text_fields "['keywords']"] [--workers 1,8,64]
+        [--epochs 2] [--text_fields "['keywords']"] [--workers 1,8,64] [--design mix|default]
 
 For each fraction f, in one process on one thread:
 
 - the dataset cut to a seeded f share of its users, each with all its interactions (the ``.item`` and
   ``.user`` files cut to what remains), written under a temporary data path with the dataset's own name,
   so that its yaml (filters, split, text fields) applies;
-- the HNLM store pipeline run cold in factored mode in a fresh artifact folder: CF supervision, LoRA
-  fine-tuning, inference; each stage's seconds are read from the ``pipeline-hnlm.json`` it writes;
-- ``--epochs`` epochs of HNLM-LightGCN on that store, after one warm-up epoch: seconds per epoch.
+- ``--design mix`` (the paper's mix mode, ``--sampler=hnlm-mix``): the HNLM store pipeline run cold in
+  factored mode in a fresh artifact folder: CF supervision, LoRA fine-tuning, inference; each stage's
+  seconds are read from the ``pipeline-hnlm.json`` it writes; ``--design default`` (``--sampler=hnlm``,
+  item-anchored alignment): the item vectors embedded cold, its only stage before training;
+- ``--epochs`` epochs of HNLM-LightGCN with that design, after one warm-up epoch: seconds per epoch.
 
 Growth: per stage, the exponent b of seconds ≈ a·n^b, fitted by least squares on log-log over the
 fractions, n being the stage's own size: interactions for supervision (CF training and mining) and for a
-training epoch, users for fine-tuning (one triple per user), users + items for factored inference.
+training epoch, users for fine-tuning (one triple per user), users + items for factored inference, items
+for the item vectors.
 
 Projection (stated as such, not measured): at 10M and 100M interactions, with as many users and items per
 interaction as the measured dataset has, each stage's fit evaluated at its size; fine-tuning is one job,
@@ -50,16 +53,21 @@ import recbole_hnlm  # noqa: F401
 from benchmarks.common import PROTOCOL, RESULTS, SHARED_DATA, epoch_runner, machine, write_results
 from recbole_hnlm.config import make_config
 from recbole_hnlm.llm.cpu_runtime import inference_precision
-from recbole_hnlm.pipeline import ensure_hnlm_store
+from recbole_hnlm.pipeline import ensure_hnlm_store, ensure_item_vectors
 from recbole_hnlm.quick_start import sampler_overrides
 
 NAME = "pipeline_scaling"
-STAGES = ("supervision", "finetune", "inference", "epoch")
+# each design's stages before training, then its training epoch
+STAGES = {
+    "mix": ("supervision", "finetune", "inference", "epoch"),
+    "default": ("item_vectors", "epoch"),
+}
 # the size each stage's time follows (see the docstring)
 SIZE_OF = {
     "supervision": "interactions",
     "finetune": "users",
     "inference": "users+items",
+    "item_vectors": "items",
     "epoch": "interactions",
 }
 TARGETS = (10_000_000, 100_000_000)
@@ -108,9 +116,8 @@ def cut_users(source: Path, target: Path, dataset: str, fraction: float, seed: i
     return {"users": len(kept_users), "items": len(kept_items), "interactions": len(kept)}
 
 
-def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """The cold factored pipeline's per-stage seconds and HNLM-LightGCN's seconds per epoch on its store."""
-    base = {
+def base_config(data_path: Path, work: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
         **PROTOCOL,
         **extra,
         "data_path": str(data_path),
@@ -118,6 +125,41 @@ def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], ep
         "hnlm_store_mode": "factored",
         "hnlm_infer_threads": 1,
     }
+
+
+def epoch_seconds(dataset: str, config_dict: dict[str, Any], epochs: int) -> list[float]:
+    """Seconds of ``epochs`` HNLM-LightGCN epochs after one warm-up epoch (first-touch allocations)."""
+    run_epoch = epoch_runner("HNLMLightGCN", dataset, config_dict)
+    run_epoch()
+    times = []
+    for _ in range(epochs):
+        begin = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+def measure_default(
+    dataset: str, data_path: Path, work: Path, extra: dict[str, Any], epochs: int
+) -> dict[str, Any]:
+    """The default design's cold cost: the item vectors, then HNLM-LightGCN's seconds per epoch with it."""
+    base = {**base_config(data_path, work, extra), **sampler_overrides("hnlm", None)}
+    config = make_config("HNLMLightGCN", dataset, config_dict=base)
+    start = time.perf_counter()
+    vectors = ensure_item_vectors(config)
+    built = time.perf_counter() - start
+    times = epoch_seconds(dataset, {**base, "item_vectors": str(vectors)}, epochs)
+    return {
+        "precision": inference_precision(config),
+        "stages_seconds": {"item_vectors": round(built, 1), "epoch": round(statistics.median(times), 2)},
+        "epoch_seconds": [round(t, 2) for t in times],
+        "pipeline_seconds": round(built, 1),
+    }
+
+
+def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The cold factored pipeline's per-stage seconds and HNLM-LightGCN's seconds per epoch on its store."""
+    base = base_config(data_path, work, extra)
     config = make_config("HNLMLightGCN", dataset, config_dict=base)
     start = time.perf_counter()
     store = ensure_hnlm_store(config, progress=False)
@@ -125,13 +167,7 @@ def measure(dataset: str, data_path: Path, work: Path, extra: dict[str, Any], ep
     log = json.loads((work / "artifacts" / dataset / "pipeline-hnlm.json").read_text())
     stages = {row["stage"]: row["seconds"] for row in log["stages"]}
     meta = json.loads((Path(store) / "meta.json").read_text())
-    run_epoch = epoch_runner("HNLMLightGCN", dataset, {**base, **sampler_overrides("hnlm", str(store))})
-    run_epoch()  # warm-up: first-touch allocations
-    times = []
-    for _ in range(epochs):
-        begin = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - begin)
+    times = epoch_seconds(dataset, {**base, **sampler_overrides("hnlm-mix", str(store))}, epochs)
     return {
         "cf_model": str(config["hnlm_cf_model"]),
         "precision": inference_precision(config),
@@ -155,16 +191,18 @@ def stage_sizes(counts: dict[str, int]) -> dict[str, float]:
     return {
         "interactions": counts["interactions"],
         "users": counts["users"],
+        "items": counts["items"],
         "users+items": counts["users"] + counts["items"],
     }
 
 
-def project(points: list[dict[str, Any]], workers: list[int]) -> dict[str, Any]:
+def project(points: list[dict[str, Any]], workers: list[int], design: str = "mix") -> dict[str, Any]:
     """Each stage's fit, and its value at the target interaction counts (users and items per interaction as
-    in the largest measured point); inference divided over each worker count."""
+    in the largest measured point); the mix mode's inference divided over each worker count."""
+    stages = STAGES[design]
     largest = max(points, key=lambda p: p["counts"]["interactions"])["counts"]
     fits = {}
-    for stage in STAGES:
+    for stage in stages:
         sizes = [stage_sizes(p["counts"])[SIZE_OF[stage]] for p in points]
         fits[stage] = fit_growth(sizes, [max(p["stages_seconds"][stage], 0.05) for p in points])
     projections = []
@@ -172,16 +210,18 @@ def project(points: list[dict[str, Any]], workers: list[int]) -> dict[str, Any]:
         scale = target / largest["interactions"]
         counts = {k: largest[k] * scale for k in ("users", "items", "interactions")}
         sizes = stage_sizes(counts)
-        seconds = {s: fits[s]["a"] * sizes[SIZE_OF[s]] ** fits[s]["b"] for s in STAGES}
-        projections.append(
-            {
-                "interactions": target,
-                "users": round(counts["users"]),
-                "items": round(counts["items"]),
-                "seconds": {s: round(v, 1) for s, v in seconds.items()},
-                "inference_seconds_on_workers": {str(w): round(seconds["inference"] / w, 1) for w in workers},
+        seconds = {s: fits[s]["a"] * sizes[SIZE_OF[s]] ** fits[s]["b"] for s in stages}
+        projection = {
+            "interactions": target,
+            "users": round(counts["users"]),
+            "items": round(counts["items"]),
+            "seconds": {s: round(v, 1) for s, v in seconds.items()},
+        }
+        if "inference" in seconds:
+            projection["inference_seconds_on_workers"] = {
+                str(w): round(seconds["inference"] / w, 1) for w in workers
             }
-        )
+        projections.append(projection)
     return {"fits": fits, "projections": projections}
 
 
@@ -197,7 +237,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "an epoch costs (|R| / batch) × O(|R|): quadratic in the interactions. *miner*: the supervision's CF",
         "backbone (`hnlm_cf_model`, `hnlm_cf_epochs` epochs); a LightGCN miner is quadratic too, BPR linear.",
         "*embedder*: the arithmetic of fine-tuning and inference (`hnlm_embedder_precision`; points measured",
-        "before it existed ran fp32).",
+        "before it existed ran fp32). Sections marked *default design* time `--sampler=hnlm` (item-anchored",
+        "alignment) instead: its one stage before training embeds each item's text once (b against items).",
     ]
     for name, entry in payload["datasets"].items():
         m = entry["machine"]
@@ -209,6 +250,11 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or ())}, {m.get('date')}."
             + (f" {entry['note']}" if entry.get("note") else ""),
             "",
+        ]
+        if entry.get("design") == "default":
+            lines += default_section(entry)
+            continue
+        lines += [
             "| fraction | users | items | interactions | miner | embedder | supervision s | fine-tuning s "
             "| inference s | epoch s | store total s |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -225,7 +271,8 @@ def markdown(payload: dict[str, Any]) -> str:
             lines += ["", "One size measured: no growth fitted, nothing projected."]
             continue
         fits = entry["projection"]["fits"]
-        lines += ["", "Fitted exponents: " + ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES) + "."]
+        exponents = ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES["mix"])
+        lines += ["", f"Fitted exponents: {exponents}."]
         lines += [
             "",
             "Projection (not measured): stage times at the target size, this dataset's users and items per",
@@ -249,6 +296,40 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def default_section(entry: dict[str, Any]) -> list[str]:
+    """The rows of a default-design entry: item vectors and epoch by fraction, fits and projection."""
+    lines = [
+        "| fraction | users | items | interactions | embedder | item vectors s | epoch s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in entry["points"]:
+        c, s = p["counts"], p["stages_seconds"]
+        lines.append(
+            f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
+            f"{p['precision']} | {s['item_vectors']:.1f} | {s['epoch']:.2f} |"
+        )
+    if not entry.get("projection"):
+        return [*lines, "", "One size measured: no growth fitted, nothing projected."]
+    fits = entry["projection"]["fits"]
+    lines += [
+        "",
+        "Fitted exponents: " + ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES["default"]) + ".",
+        "",
+        "Projection (not measured): at the target size, this dataset's users and items per interaction, this",
+        "machine's one-core rates.",
+        "",
+        "| interactions | users | items | item vectors | epoch |",
+        "|---|---|---|---|---|",
+    ]
+    for p in entry["projection"]["projections"]:
+        s = p["seconds"]
+        lines.append(
+            f"| {p['interactions']:,} | {p['users']:,} | {p['items']:,} | {duration(s['item_vectors'])} | "
+            f"{duration(s['epoch'])} |"
+        )
+    return lines
+
+
 def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -267,6 +348,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,8,64", help="worker counts of the inference projection")
     parser.add_argument("--note", default="", help="a sentence on the conditions, printed with the machine")
     parser.add_argument("--label", default=None, help="the entry's name on the page (default: the dataset)")
+    parser.add_argument(
+        "--design",
+        choices=sorted(STAGES),
+        default="mix",
+        help="mix: the paper's mix mode's store pipeline (hnlm-mix); default: --sampler=hnlm's item vectors",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     extra: dict[str, Any] = {}
@@ -281,7 +368,8 @@ def main() -> None:
         work = work_root / f"f{fraction:g}"
         counts = cut_users(Path(args.data_path), work / "data", args.dataset, fraction)
         print(f"[scaling] {args.dataset} {fraction:.0%}: {counts}", flush=True)
-        result = measure(args.dataset, work / "data", work, extra, args.epochs)
+        run = measure_default if args.design == "default" else measure
+        result = run(args.dataset, work / "data", work, extra, args.epochs)
         points.append({"fraction": fraction, "counts": counts, **result})
         print(f"[scaling] {fraction:.0%}: {result['stages_seconds']}", flush=True)
     workers = [int(w) for w in args.workers.split(",")]
@@ -290,7 +378,8 @@ def main() -> None:
     payload["datasets"][args.label or args.dataset] = {
         "points": points,
         "workers": workers,
-        "projection": project(points, workers) if len(points) > 1 else None,
+        "design": args.design,
+        "projection": project(points, workers, args.design) if len(points) > 1 else None,
         "epochs_timed": args.epochs,
         "note": args.note,
         "machine": machine(),

@@ -5,8 +5,13 @@ A method is one of three kinds:
 * ``hard``: an in-loss negative sampler (config key ``neg_sampler``); the entry names its class, which
   :mod:`recbole_hnlm.negatives.samplers` loads (``rns`` is the uniform baseline);
 * ``store``: semantic negatives read from a store (config key ``semantic_negatives``; ``run_hnlm`` builds
-  the store when none is given) and mixed with the configured ``neg_sampler``;
+  the store when none is given) and mixed with the configured ``neg_sampler``: ``hnlm-mix`` is the paper's
+  mix-and-adapter mode, ``prompt`` the LLM-named negatives;
 * ``alignment``: RLMRec's profile alignment (config key ``alignment``), with the configured negatives.
+
+``hnlm`` is no method of its own: it names the project's default semantic design, the method it
+:attr:`~Method.stands_for` (``aligndns``, chosen on validation by the rule in the README), and takes that
+method's kind and config.
 
 This module imports nothing (``recbole-hnlm train --help`` lists the names without torch). Adding a
 sampler: its class (a :class:`~recbole_hnlm.negatives.base.NegativeSampler` whose ``name`` is the
@@ -29,9 +34,13 @@ class Method:
     name: str
     kind: str
     sampler_class: str | None = None  # "module:Class" of a hard method's sampler
+    stands_for: str | None = None  # an alias's method (``hnlm``: the default design)
+    semantic: bool = False  # negatives chosen with text (a store's, or item text's): never a baseline
 
     def config(self) -> dict[str, Any]:
         """The config entries that choosing this method sets."""
+        if self.stands_for is not None:
+            return METHODS[self.stands_for].config()
         if self.kind == HARD:
             return {"neg_sampler": self.name}
         if self.kind == ALIGNMENT:
@@ -48,8 +57,8 @@ def _add(method: Method) -> None:
     METHODS[method.name] = method
 
 
-def _hard(name: str, sampler_class: str) -> None:
-    _add(Method(name, HARD, sampler_class))
+def _hard(name: str, sampler_class: str, semantic: bool = False) -> None:
+    _add(Method(name, HARD, sampler_class, semantic=semantic))
 
 
 _hard("rns", "recbole_hnlm.negatives.hard:UniformNegatives")
@@ -58,20 +67,30 @@ _hard("dnsmn", "recbole_hnlm.negatives.hard:DNSMNNegatives")
 _hard("mixgcf", "recbole_hnlm.negatives.hard:MixGCFNegatives")
 _hard("dens", "recbole_hnlm.negatives.hard:DENSNegatives")
 _hard("ahns", "recbole_hnlm.negatives.hard:AHNSNegatives")
-_hard("semdns", "recbole_hnlm.negatives.semantic_pool:SemanticPoolNegatives")
-_hard("guarddns", "recbole_hnlm.negatives.text_guard:GuardedDNSMNNegatives")
-_hard("aligndns", "recbole_hnlm.negatives.text_alignment:TextAlignedDNSNegatives")
-_add(Method("hnlm", STORE))
-_add(Method("prompt", STORE))
+_hard("semdns", "recbole_hnlm.negatives.semantic_pool:SemanticPoolNegatives", semantic=True)
+_hard("guarddns", "recbole_hnlm.negatives.text_guard:GuardedDNSMNNegatives", semantic=True)
+_hard("aligndns", "recbole_hnlm.negatives.text_alignment:TextAlignedDNSNegatives", semantic=True)
+_add(Method("hnlm-mix", STORE, semantic=True))
+_add(Method("prompt", STORE, semantic=True))
 _add(Method("rlmrec-con", ALIGNMENT))
 _add(Method("rlmrec-gen", ALIGNMENT))
 
+# the default semantic design: the README's rule (best mean validation NDCG@20 over the converged grids)
+# chose item-anchored alignment; moving the default is this one line
+DEFAULT_DESIGN = "aligndns"
+_add(Method("hnlm", METHODS[DEFAULT_DESIGN].kind, stands_for=DEFAULT_DESIGN, semantic=True))
 
-def names(kind: str | None = None) -> tuple[str, ...]:
-    """Every method's name (or those of one kind), in catalogue order."""
+
+def names(kind: str | None = None, aliases: bool = True) -> tuple[str, ...]:
+    """Every method's name (or those of one kind), in catalogue order; ``aliases=False`` leaves out the
+    names that stand for another method (``hnlm``)."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return tuple(n for n, m in METHODS.items() if kind is None or m.kind == kind)
+    return tuple(
+        n
+        for n, m in METHODS.items()
+        if (kind is None or m.kind == kind) and (aliases or m.stands_for is None)
+    )
 
 
 def method(name: str) -> Method:

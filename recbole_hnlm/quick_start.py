@@ -40,12 +40,13 @@ compat.apply()
 def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
     """Config entries that ``--sampler`` / ``--negatives`` stand for.
 
-    The catalogue (:mod:`recbole_hnlm.methods`) says which: the hard methods (``rns``, ``dns``, ...) set
-    ``neg_sampler`` (a store passed with ``--negatives`` still mixes in); the store methods ``hnlm`` and
-    ``prompt`` use a store (``run_hnlm`` builds it when none is given) and keep the configured
-    ``neg_sampler`` as the negative the semantic one is mixed with (uniform by default; e.g.
-    ``--neg_sampler=dns`` composes both). The alignment methods ``rlmrec-con``/``rlmrec-gen`` set
-    ``alignment`` (profile embeddings from ``profile_embeddings``) and keep the configured negatives.
+    The catalogue (:mod:`recbole_hnlm.methods`) says which: the hard methods (``rns``, ``dns``, ..., and
+    ``hnlm``, the default design ``aligndns``) set ``neg_sampler`` (a store passed with ``--negatives``
+    still mixes in); the store methods ``hnlm-mix`` and ``prompt`` use a store (``run_hnlm`` builds it
+    when none is given) and keep the configured ``neg_sampler`` as the negative the semantic one is mixed
+    with (uniform by default; e.g. ``--neg_sampler=dns`` composes both). The alignment methods
+    ``rlmrec-con``/``rlmrec-gen`` set ``alignment`` (profile embeddings from ``profile_embeddings``) and
+    keep the configured negatives.
     """
     overrides = methods.method(sampler).config()  # the catalogue: neg_sampler, alignment or nothing
     if negatives:
@@ -57,7 +58,7 @@ def ensure_store(sampler: str, config: HNLMConfig) -> Path:
     """Build (or reuse) the store a semantic sampler needs, running whatever pipeline stage is missing."""
     from recbole_hnlm.pipeline import ensure_hnlm_store, ensure_prompt_store
 
-    return ensure_hnlm_store(config) if sampler == "hnlm" else ensure_prompt_store(config)
+    return ensure_hnlm_store(config) if sampler == "hnlm-mix" else ensure_prompt_store(config)
 
 
 @dataclass
@@ -169,8 +170,9 @@ def run_hnlm(
 ) -> dict[str, Any] | None:
     """Train ``model`` on ``dataset`` with negatives from ``sampler``; returns the result dict.
 
-    ``hnlm`` / ``prompt`` without ``negatives`` first build (or reuse) the store with the default pipeline
-    (:mod:`recbole_hnlm.pipeline`); ``rlmrec-*`` without ``profile_embeddings`` likewise the embedded
+    ``hnlm`` (the default design, ``aligndns``) and the other text samplers first build (or reuse) the
+    item vectors they read; ``hnlm-mix`` / ``prompt`` without ``negatives`` the store, with the default
+    pipeline (:mod:`recbole_hnlm.pipeline`); ``rlmrec-*`` without ``profile_embeddings`` likewise the embedded
     profiles. The result (with the config and seed) is also written to
     ``<run folder>/result.json``, and the test metrics are printed as a table. With ``ddp`` (``nproc > 1``
     or ``world_size > 0``) training runs in ``ddp.nproc`` processes here (see

@@ -20,7 +20,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default="hnlm",
         choices=methods.names(),
         metavar="SAMPLER",
-        help=f"where the negatives come from: {', '.join(methods.names())} (recbole_hnlm/methods.py)",
+        help=(
+            f"where the negatives come from: {', '.join(methods.names())} (recbole_hnlm/methods.py; "
+            f"hnlm: the default semantic design, {methods.DEFAULT_DESIGN})"
+        ),
     )
     parser.add_argument("--negatives", default=None, help="a semantic-negative store folder")
     parser.add_argument(

@@ -90,7 +90,7 @@ def prepare_job(
         options["tool"] = tool_name(options["tool"])
     params_path = resolve_params_file(params_file)
     specs = parse_params_file(params_path)
-    sampler = sampler or ("hnlm" if negatives else "rns")
+    sampler = sampler or ("hnlm-mix" if negatives else "rns")
     files = [str(Path(f).resolve()) for f in (config_files or [])]
     with _keep_env("CUDA_VISIBLE_DEVICES"):  # as `train`: the store (or other input) is built once, here
         run = build_run_config(model_name, dataset, sampler, negatives, files or None, overrides)

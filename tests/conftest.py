@@ -23,7 +23,7 @@ from recbole_hnlm.negatives.samplers import SAMPLERS  # noqa: E402
 # (not rns, nor the text samplers semdns/guarddns, which need item vectors).
 CF_HARD_SAMPLERS = [
     name
-    for name in methods.names(methods.HARD)
+    for name in methods.names(methods.HARD, aliases=False)
     if SAMPLERS[name].needs_candidates and not SAMPLERS[name].needs_item_vectors
 ]
 

@@ -28,25 +28,41 @@ def test_the_catalogue_lists_every_method_by_kind():
         "semdns",
         "guarddns",
         "aligndns",
+        "hnlm",
     )
-    assert methods.names(methods.STORE) == ("hnlm", "prompt")
+    assert methods.names(methods.HARD, aliases=False)[-1] == "aligndns"
+    assert methods.names(methods.STORE) == ("hnlm-mix", "prompt")
     assert methods.names(methods.ALIGNMENT) == ("rlmrec-con", "rlmrec-gen")
-    assert len(methods.names()) == 13
+    assert len(methods.names()) == 14
     with pytest.raises(ValueError, match="unknown method kind"):
         methods.names("soft")
 
 
 def test_each_method_sets_its_config():
     assert methods.method("dns").config() == {"neg_sampler": "dns"}
-    assert methods.method("hnlm").config() == {}
+    assert methods.method("hnlm-mix").config() == {}
     assert methods.method("rlmrec-gen").config() == {"alignment": "rlmrec-gen"}
     assert sampler_overrides("guarddns", None) == {"neg_sampler": "guarddns"}
     with pytest.raises(ValueError, match="--sampler must be one of rns, dns"):
         methods.method("bpr")
 
 
+def test_hnlm_names_the_default_design_and_takes_its_kind_and_config():
+    default = methods.method(methods.DEFAULT_DESIGN)
+    assert methods.DEFAULT_DESIGN == "aligndns"
+    alias = methods.method("hnlm")
+    assert alias.stands_for == "aligndns" and alias.kind == default.kind == methods.HARD
+    assert alias.config() == default.config() == {"neg_sampler": "aligndns"}
+    assert "hnlm" not in SAMPLERS  # no sampler class of its own: the config names aligndns's
+
+
+def test_only_the_classic_samplers_are_baselines():
+    semantic = {n for n in methods.names() if methods.method(n).semantic}
+    assert semantic == {"semdns", "guarddns", "aligndns", "hnlm", "hnlm-mix", "prompt"}
+
+
 def test_every_hard_method_names_its_sampler_class():
-    assert list(SAMPLERS) == list(methods.names(methods.HARD))
+    assert list(SAMPLERS) == list(methods.names(methods.HARD, aliases=False))
     for name, cls in SAMPLERS.items():
         assert cls.name == name and methods.METHODS[name].sampler_class.endswith(f":{cls.__name__}")
 

@@ -61,6 +61,29 @@ def test_aligndns_trains_mf_and_reports_its_text_map_and_changed_picks(toys_slic
     assert all(r2 <= 1.0 for r2 in report["text_map_r2_by_epoch"].values())
 
 
+def test_the_default_sampler_builds_its_item_vectors_and_trains_aligndns(toys_slice, in_tmp, monkeypatch):
+    """run_hnlm's default (``hnlm``) runs the default design: item vectors made once when unset, then
+    aligndns, recorded under both names."""
+    import recbole_hnlm.pipeline as pipeline
+
+    built = []
+
+    def fake_item_vectors(config):
+        data = create_dataset(config)
+        tokens = [str(t) for t in data.field2id_token[data.iid_field][1:]]
+        vectors = np.random.default_rng(3).normal(size=(len(tokens), 12))
+        built.append(len(tokens))
+        return write_item_vectors(in_tmp / "vectors", tokens, vectors, {"dataset": "slice"})
+
+    monkeypatch.setattr(pipeline, "ensure_item_vectors", fake_item_vectors)
+    config = {**FAST, **toys_slice["config"], "epochs": 1, "eval_step": 1, "aligndns_candidates": 8}
+    record = run_hnlm("LightGCN", toys_slice["dataset"], config_dict=config, saved=False)
+    assert len(built) == 1 and built[0] > 0
+    assert (record["sampler"], record["neg_sampler"]) == ("hnlm", "aligndns")
+    assert record["config"]["item_vectors"] == str((in_tmp / "vectors").resolve())
+    assert set(record["sampler_report"]["text_map_r2_by_epoch"]) == {"0"}
+
+
 def _refuse_constant(name):
     raise ValueError(f"not strict JSON: {name}")
 
@@ -102,7 +125,7 @@ def test_one_build_serves_train_tune_and_the_bench(in_tmp, monkeypatch):
         return Path("artifacts") / config["dataset"] / "negatives" / "hnlm"
 
     monkeypatch.setattr(pipeline, "ensure_hnlm_store", fake_store)
-    run = build_run_config("HNLMBPR", "ml-100k", "hnlm", overrides={"semantic_alpha": 0.3})
+    run = build_run_config("HNLMBPR", "ml-100k", "hnlm-mix", overrides={"semantic_alpha": 0.3})
     assert built == [0.3] and run.store == str(Path("artifacts/ml-100k/negatives/hnlm"))
     assert run.config["semantic_negatives"] == str((in_tmp / run.store).resolve())
     assert run.overrides == {"semantic_alpha": 0.3, "semantic_negatives": run.config["semantic_negatives"]}

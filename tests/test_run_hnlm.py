@@ -40,8 +40,9 @@ def test_run_hnlm_script_on_embedded_ml100k(tmp_path):
 
 def test_sampler_overrides():
     assert sampler_overrides("dns", None) == {"neg_sampler": "dns"}
-    assert sampler_overrides("hnlm", "s")["semantic_negatives"].endswith("s")
-    assert sampler_overrides("hnlm", None) == {}  # run_hnlm builds the store with the pipeline
+    assert sampler_overrides("hnlm-mix", "s")["semantic_negatives"].endswith("s")
+    assert sampler_overrides("hnlm-mix", None) == {}  # run_hnlm builds the store with the pipeline
+    assert sampler_overrides("hnlm", None) == {"neg_sampler": "aligndns"}  # the default design
     with pytest.raises(ValueError, match="--sampler must be one of"):
         sampler_overrides("magic", None)
 
@@ -59,11 +60,11 @@ def test_missing_pairs_follow_the_policy(toys_slice, tmp_path, in_tmp):
     )
     config = {**FAST, **toys_slice["config"]}
     with pytest.raises(MissingNegativesError, match=r"training pairs \(.*%\) have no negative in store"):
-        run_hnlm("LightGCN", toys_slice["dataset"], "hnlm", str(store), config_dict=config)
+        run_hnlm("LightGCN", toys_slice["dataset"], "hnlm-mix", str(store), config_dict=config)
     record = run_hnlm(
         "LightGCN",
         toys_slice["dataset"],
-        "hnlm",
+        "hnlm-mix",
         str(store),
         config_dict={**config, "semantic_missing": "random"},
     )

@@ -53,7 +53,7 @@ def test_every_shipped_space_parses_and_names_real_config_keys():
     from recbole.trainer import HyperTuning
 
     files = sorted((PROPERTIES_DIR / "hyper").glob("*.hyper"))
-    assert {f.stem for f in files} >= {"hnlm", "lightgcn", "mf", "dns", "mixgcf"}
+    assert {f.stem for f in files} >= {"hnlm", "hnlm-mix", "lightgcn", "mf", "dns", "mixgcf"}
     configs: dict[str, set[str]] = {}
     for file in files:
         specs = parse_params_file(file)
@@ -66,8 +66,13 @@ def test_every_shipped_space_parses_and_names_real_config_keys():
         assert set(HyperTuning._build_space_from_file(str(file))) == {s.name for s in specs}
 
 
-def test_hnlm_space_covers_the_method_knobs():
+def test_the_default_designs_space_covers_its_knobs():
     names = {s.name for s in parse_params_file(PROPERTIES_DIR / "hyper" / "hnlm.hyper")}
+    assert names >= {"aligndns_beta", "aligndns_candidates", "dnsmn_n", "learning_rate"}
+
+
+def test_the_mix_mode_space_covers_the_method_knobs():
+    names = {s.name for s in parse_params_file(PROPERTIES_DIR / "hyper" / "hnlm-mix.hyper")}
     assert names >= {
         "semantic_alpha",
         "semantic_cl_weight",

@@ -19,11 +19,16 @@ class Arm:
 
     @property
     def is_baseline(self) -> bool:
-        return self.sampler not in STORE_SAMPLERS
+        """A classic sampler: what the semantic ones are tested against (text samplers are not)."""
+        return not methods.method(self.sampler).semantic
+
+    @property
+    def needs_store(self) -> bool:
+        return self.sampler in STORE_SAMPLERS
 
     @property
     def source_dataset(self) -> str | None:
-        """``SRC`` of a label ``hnlm@SRC`` (an embedder fine-tuned on another dataset)."""
+        """``SRC`` of a label ``hnlm-mix@SRC`` (an embedder fine-tuned on another dataset)."""
         return self.label.split("@", 1)[1] if "@" in self.label else None
 
 
@@ -53,7 +58,7 @@ def parse_arms(text: str | Sequence[str]) -> list[Arm]:
 def parse_negatives(values: Sequence[str] | None, arms: Sequence[Arm]) -> dict[str, str]:
     """``--negatives PATH`` (the one store-based sampler) or ``--negatives label=PATH`` (repeatable)."""
     stores: dict[str, str] = {}
-    store_arms = [a.label for a in arms if not a.is_baseline]
+    store_arms = [a.label for a in arms if a.needs_store]
     for value in values or []:
         label, sep, path = value.partition("=")
         if not sep:

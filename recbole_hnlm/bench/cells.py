@@ -91,7 +91,7 @@ class StoreResolver:
     def __call__(self, arm: Arm, model: str, seed: int) -> str | None:
         if arm.label in self.settings.negatives:
             return self.settings.given_store(arm.label, seed)
-        if arm.is_baseline:
+        if not arm.needs_store:
             return None
         # A store depends on the split only: with a fixed `split_seed` one store serves every seed. Without
         # one, every seed has its own split, and the stores the pipeline builds (one folder per dataset)
@@ -118,9 +118,9 @@ class StoreResolver:
         overrides = self.settings.cell_config(seed, arm.label)
         source = arm.source_dataset
         if source:
-            if arm.sampler != "hnlm":
+            if arm.sampler != "hnlm-mix":
                 raise ValueError(
-                    f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm sampler"
+                    f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm-mix sampler"
                 )
             from recbole_hnlm.config import make_config
             from recbole_hnlm.stages.common import artifact_dir
@@ -238,11 +238,11 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         return None
     seed = settings.base_seed + k
     store = settings.given_store(arm.label, seed)
-    if store is None and not arm.is_baseline:
+    if store is None and arm.needs_store:
         store = cached.get("negatives")
     if cached.get("key") not in cell_keys(settings, model, arm, seed, store):
         return None
-    if store and arm.sampler == "hnlm" and settings.given_store(arm.label, seed) is None:
+    if store and arm.sampler == "hnlm-mix" and settings.given_store(arm.label, seed) is None:
         # the key holds the store the cell recorded, not the mode: a cell whose store the pipeline would no
         # longer build (hnlm_store_mode, or its default, changed since) is stale
         mode = store_mode(settings.cell_config(seed, arm.label))

@@ -19,7 +19,7 @@ the per-user metrics over its users.
 samplers: RNS, DNS, DNS(M,N), AHNS, MixGCF, DENS) under ``no_grad``; a chosen item is a false negative
 when the user interacts with it in the validation or test split. A synthetic negative (MixGCF, DENS)
 counts as its nearest item (cosine) among the final item embeddings, and so does the adapted semantic
-negative ``adapter(h)`` of a store-based sampler (``hnlm``, ``prompt``).
+negative ``adapter(h)`` of a store-based sampler (``hnlm-mix``, ``prompt``).
 """
 
 from __future__ import annotations

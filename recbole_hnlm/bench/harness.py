@@ -12,11 +12,11 @@ over seeds) of every sampler against the best baseline of that model and metric.
 per-group metrics and false-negative shares of :mod:`recbole_hnlm.bench.groups` (``groups.md``/``.png``,
 ``false_negatives.md``/``.png``) from the cells' checkpoints.
 
-Samplers are written ``label:sampler`` when one sampler appears twice (``hnlm@toys:hnlm``); a store-based
-sampler (``hnlm``, ``prompt``) takes its store from ``--negatives [label=]PATH`` (``{seed}`` in PATH is
-replaced by the cell's seed), or else from :mod:`recbole_hnlm.pipeline`, which builds what is missing. A
-label ``hnlm@SRC`` with no store uses the embedder fine-tuned on dataset SRC (pipeline key
-``hnlm_embedder``): the generalisation setting, gathered in ``generalisation.md``.
+Samplers are written ``label:sampler`` when one sampler appears twice (``hnlm-mix@toys:hnlm-mix``); a
+store-based sampler (``hnlm-mix``, ``prompt``) takes its store from ``--negatives [label=]PATH``
+(``{seed}`` in PATH is replaced by the cell's seed), or else from :mod:`recbole_hnlm.pipeline`, which
+builds what is missing. A label ``hnlm-mix@SRC`` with no store uses the embedder fine-tuned on dataset
+SRC (pipeline key ``hnlm_embedder``): the generalisation setting, gathered in ``generalisation.md``.
 
 ``--cached_only`` trains nothing: the tables summarise the finished cells (each row says over how many
 seeds) and list the cells that are missing; for a grid run in parts, or on several machines (each cell
@@ -168,7 +168,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samplers",
         default="rns,dns",
-        help="comma-separated samplers, each 'sampler' or 'label:sampler' (e.g. rns,dns,hnlm,hnlm@toys:hnlm)",
+        help="comma-separated samplers, each 'sampler' or 'label:sampler' (e.g. rns,dnsmn,hnlm,hnlm-mix)",
     )
     parser.add_argument(
         "--seeds", type=int, default=3, help="runs per cell: seeds base_seed .. base_seed+seeds-1"

@@ -3,10 +3,11 @@
     python -m recbole_hnlm.bench.overview [benchmarks/results]   # writes <results>/accuracy.md
 
 Reads each ``<results>/<name>/results.json`` written by ``recbole-hnlm bench`` and puts, per grid and
-backbone, RNS, the best baseline and each semantic sampler (``hnlm``, ``hnlm@SRC``, ``prompt``) side by
-side on one metric, with the grid's own paired test against the best baseline. The verdict is the test's:
-"wins"/"loses" when p < 0.05 and the means differ in that direction, "on par" otherwise, "n/a" with fewer
-than two shared seeds, and a semantic sampler the grid lists but never ran is "not run".
+backbone, RNS, the best baseline and each semantic sampler (``hnlm``, ``hnlm-mix``, ``hnlm-mix@SRC``,
+``prompt``) side by side on one metric, with the grid's own paired test against the best baseline. The
+verdict is the test's: "wins"/"loses" when p < 0.05 and the means differ in that direction, "on par"
+otherwise, "n/a" with fewer than two shared seeds, and a semantic sampler the grid lists but never ran is
+"not run".
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 from recbole_hnlm.io import atomic_write_text
 
-SEMANTIC = ("hnlm", "prompt")
+# "hnlm" in grids written before it named the default design (aligndns) was the mix mode
+SEMANTIC = ("hnlm", "hnlm-mix", "prompt")
 ALPHA = 0.05
 
 

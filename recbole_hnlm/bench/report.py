@@ -25,8 +25,9 @@ def summarise(
 ) -> dict[str, Any]:
     """``{model: {label: {metric: {mean, std, values, seeds, gain, best_baseline, test}}}}`` from the cells.
 
-    The best baseline of a model and metric is the baseline sampler (not ``hnlm``/``prompt``) with the
-    highest mean; each other sampler is tested against it, paired on the seeds both have.
+    The best baseline of a model and metric is the classic sampler (no text: not ``hnlm``, ``hnlm-mix``,
+    ``prompt`` or a text sampler) with the highest mean; each other sampler is tested against it, paired on
+    the seeds both have.
     """
     by_cell = {(c["model"], c["label"], c["seed"]): c for c in cells}
     summary: dict[str, Any] = {}
@@ -142,7 +143,7 @@ def table_markdown(
 
 
 def generalisation_markdown(summary: dict[str, Any], settings: BenchSettings, metric: str) -> str | None:
-    """Rows ``hnlm@SRC`` (embedder fine-tuned on SRC) next to in-domain ``hnlm`` and ``rns``, if any."""
+    """Rows ``hnlm-mix@SRC`` (embedder fine-tuned on SRC) beside in-domain ``hnlm-mix`` and ``rns``."""
     xfer = [a for a in settings.arms if a.source_dataset]
     if not xfer:
         return None
@@ -151,16 +152,16 @@ def generalisation_markdown(summary: dict[str, Any], settings: BenchSettings, me
         "",
         "| model | sampler | embedder from | "
         + metric
-        + f" | gain vs `{settings.baseline}` | gain vs in-domain hnlm |",
+        + f" | gain vs `{settings.baseline}` | gain vs in-domain hnlm-mix |",
         "|---|---|---|---|---|---|",
     ]
     for model, rows in summary.items():
-        home = rows.get("hnlm", {}).get("metrics", {}).get(metric, {}).get("mean")
+        home = rows.get("hnlm-mix", {}).get("metrics", {}).get(metric, {}).get("mean")
         for arm in settings.arms:
-            if arm.label not in rows or (arm.sampler != "hnlm" and arm.label != settings.baseline):
+            if arm.label not in rows or (arm.sampler != "hnlm-mix" and arm.label != settings.baseline):
                 continue
             e = rows[arm.label]["metrics"][metric]
-            source = arm.source_dataset or (settings.dataset if arm.sampler == "hnlm" else "-")
+            source = arm.source_dataset or (settings.dataset if arm.sampler == "hnlm-mix" else "-")
             vs_home = relative_gain(e["mean"], home) if home is not None and arm.source_dataset else math.nan
             lines.append(
                 f"| {model} | {arm.label} | {source} | {e['mean']:.4f} ± {e['std']:.4f} | "

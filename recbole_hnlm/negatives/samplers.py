@@ -41,7 +41,7 @@ def _load(path: str) -> type[NegativeSampler]:
 
 def _sampler_classes() -> dict[str, type[NegativeSampler]]:
     classes = {}
-    for name in methods.names(methods.HARD):
+    for name in methods.names(methods.HARD, aliases=False):
         cls = _load(methods.METHODS[name].sampler_class)
         if cls.name != name:
             raise TypeError(f"method {name!r} names {cls.__qualname__}, whose name is {cls.name!r}")

@@ -19,13 +19,13 @@ def test_a_pipeline_store_is_built_once_per_split_with_the_arm_config(in_tmp, mo
         return Path("artifacts") / config["dataset"] / "negatives" / "hnlm"
 
     monkeypatch.setattr(pipeline, "ensure_hnlm_store", fake_store)
-    arms = parse_arms("rns,hnlm,hnlm@toys")
+    arms = parse_arms("rns,hnlm-mix,hnlm-mix@toys")
     settings = BenchSettings(
         dataset="ml-100k",
         models=["MF"],
         arms=arms,
         overrides={"split_seed": 7},
-        arm_overrides={"hnlm": {"semantic_alpha": 0.3}},
+        arm_overrides={"hnlm-mix": {"semantic_alpha": 0.3}},
         runs_dir=str(in_tmp / "runs"),
     )
     resolver = StoreResolver(settings)

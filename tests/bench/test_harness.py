@@ -140,8 +140,8 @@ def test_run_seeds_trains_only_its_seeds_and_reads_the_others(tmp_path):
 
 
 def test_summary_picks_best_baseline_and_tests_against_it():
-    arms = [Arm("rns", "rns"), Arm("dns", "dns"), Arm("hnlm", "hnlm")]
-    table = {"rns": [0.10, 0.11, 0.12], "dns": [0.12, 0.13, 0.14], "hnlm": [0.13, 0.15, 0.16]}
+    arms = [Arm("rns", "rns"), Arm("dns", "dns"), Arm("hnlm-mix", "hnlm-mix")]
+    table = {"rns": [0.10, 0.11, 0.12], "dns": [0.12, 0.13, 0.14], "hnlm-mix": [0.13, 0.15, 0.16]}
     cells = [
         {
             "model": "MF",
@@ -154,10 +154,10 @@ def test_summary_picks_best_baseline_and_tests_against_it():
         for k, v in enumerate(values)
     ]
     summary = summarise(cells, ["MF"], arms, metrics=["ndcg@20"])["MF"]
-    assert summary["dns"]["metrics"]["ndcg@20"]["best_baseline"] == "dns"  # hnlm is not a baseline
+    assert summary["dns"]["metrics"]["ndcg@20"]["best_baseline"] == "dns"  # hnlm-mix is not a baseline
     assert summary["dns"]["metrics"]["ndcg@20"]["test"] is None
     assert summary["dns"]["metrics"]["ndcg@20"]["gain_vs_rns"] == pytest.approx(0.13 / 0.11 - 1)
-    test = summary["hnlm"]["metrics"]["ndcg@20"]["test"]
+    test = summary["hnlm-mix"]["metrics"]["ndcg@20"]["test"]
     # differences vs dns: 0.01, 0.02, 0.02 -> t = mean / (sd / sqrt 3)
     d = [0.01, 0.02, 0.02]
     mean = sum(d) / 3
@@ -178,16 +178,16 @@ def test_table_says_when_the_gain_baseline_was_not_run(tmp_path):
 
 
 def test_table_marks_only_a_baseline_best(tmp_path):
-    """A semantic arm run alone (SAMPLERS=hnlm) has nothing to be tested against: n/a, not `(best)`."""
+    """A semantic arm run alone (SAMPLERS=hnlm-mix) has nothing to be tested against: n/a, not `(best)`."""
     cell = {"model": "MF", "seed": 2020, "test_result": {"ndcg@20": 0.2}, "missing_semantic_pairs": 0}
-    cells = [{**cell, "label": "hnlm"}, {**cell, "label": "dns", "test_result": {"ndcg@20": 0.3}}]
-    alone = _settings(tmp_path, arms=parse_arms("hnlm"), seeds=1)
+    cells = [{**cell, "label": "hnlm-mix"}, {**cell, "label": "dns", "test_result": {"ndcg@20": 0.3}}]
+    alone = _settings(tmp_path, arms=parse_arms("hnlm-mix"), seeds=1)
     table = table_markdown(
         summarise(cells, ["MF"], alone.arms, metrics=["ndcg@20"]), alone, metrics=["ndcg@20"]
     )
-    assert "| hnlm | 1 | 0.2000 ± 0.0000 | n/a | n/a |" in table
+    assert "| hnlm-mix | 1 | 0.2000 ± 0.0000 | n/a | n/a |" in table
     assert "Best baseline: none (no baseline sampler among these rows)" in table
-    both = _settings(tmp_path, arms=parse_arms("dns,hnlm"), seeds=1)
+    both = _settings(tmp_path, arms=parse_arms("dns,hnlm-mix"), seeds=1)
     table = table_markdown(
         summarise(cells, ["MF"], both.arms, metrics=["ndcg@20"]), both, metrics=["ndcg@20"]
     )
@@ -195,28 +195,29 @@ def test_table_marks_only_a_baseline_best(tmp_path):
 
 
 def test_sampler_labels_and_stores(tmp_path):
-    arms = parse_arms("rns, hnlm, hnlm@toys, cross:hnlm")
-    assert arms == [Arm("rns", "rns"), Arm("hnlm", "hnlm"), Arm("hnlm@toys", "hnlm"), Arm("cross", "hnlm")]
+    arms = parse_arms("rns, hnlm-mix, hnlm-mix@toys, cross:hnlm-mix")
+    mix = "hnlm-mix"
+    assert arms == [Arm("rns", "rns"), Arm(mix, mix), Arm("hnlm-mix@toys", mix), Arm("cross", mix)]
     assert arms[2].source_dataset == "toys" and not arms[2].is_baseline and arms[0].is_baseline
     with pytest.raises(ValueError, match="unknown sampler"):
         parse_arms("rns,bogus")
     with pytest.raises(ValueError, match="twice"):
         parse_arms("rns,rns")
-    one = parse_arms("rns,hnlm")
-    assert parse_negatives(["stores/h-{seed}"], one) == {"hnlm": "stores/h-{seed}"}
+    one = parse_arms("rns,hnlm-mix")
+    assert parse_negatives(["stores/h-{seed}"], one) == {"hnlm-mix": "stores/h-{seed}"}
     with pytest.raises(ValueError, match="label=PATH"):
         parse_negatives(["x"], arms)
-    assert parse_negatives(["hnlm@toys=a", "cross=b"], arms) == {"hnlm@toys": "a", "cross": "b"}
-    resolver = harness.StoreResolver(_settings(tmp_path, arms=one, negatives={"hnlm": "s/{seed}"}))
+    assert parse_negatives(["hnlm-mix@toys=a", "cross=b"], arms) == {"hnlm-mix@toys": "a", "cross": "b"}
+    resolver = harness.StoreResolver(_settings(tmp_path, arms=one, negatives={"hnlm-mix": "s/{seed}"}))
     assert resolver(one[1], "MF", 2021) == "s/2021"
     assert resolver(one[0], "MF", 2021) is None
 
 
 def test_a_pipeline_store_needs_a_fixed_split(tmp_path):
     """Without split_seed each seed has its own split; one store folder per dataset cannot serve them."""
-    resolver = harness.StoreResolver(_settings(tmp_path, arms=parse_arms("rns,hnlm")))
-    with pytest.raises(ValueError, match=r"--split_seed=N .* --negatives hnlm=PATH-\{seed\}"):
-        resolver(Arm("hnlm", "hnlm"), "MF", 2020)
+    resolver = harness.StoreResolver(_settings(tmp_path, arms=parse_arms("rns,hnlm-mix")))
+    with pytest.raises(ValueError, match=r"--split_seed=N .* --negatives hnlm-mix=PATH-\{seed\}"):
+        resolver(Arm("hnlm-mix", "hnlm-mix"), "MF", 2020)
     assert resolver(Arm("rns", "rns"), "MF", 2020) is None  # baselines need no store
 
 
@@ -227,13 +228,13 @@ def test_the_fixed_split_is_read_from_config_files_overrides_and_arms(tmp_path):
 
     yaml = tmp_path / "split.yaml"
     yaml.write_text("split_seed: 7\nepochs: 3\n")
-    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"), config_files=[str(yaml)])
-    assert settings.split_seed() == 7 and settings.split_seed("hnlm") == 7
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm-mix"), config_files=[str(yaml)])
+    assert settings.split_seed() == 7 and settings.split_seed("hnlm-mix") == 7
     assert split_note(settings).startswith("one split (split_seed 7)")
     overridden = dataclasses.replace(
-        settings, overrides={"split_seed": "2020"}, arm_overrides={"hnlm": {"split_seed": 9}}
+        settings, overrides={"split_seed": "2020"}, arm_overrides={"hnlm-mix": {"split_seed": 9}}
     )
-    assert overridden.split_seed() == 2020 and overridden.split_seed("hnlm") == 9
+    assert overridden.split_seed() == 2020 and overridden.split_seed("hnlm-mix") == 9
     assert split_note(_settings(tmp_path)).startswith("each seed: its own random split")
 
     built: list[int] = []
@@ -265,8 +266,8 @@ def test_arm_config_reaches_only_its_arm(tmp_path):
     assert tuned.cell_config(2021, "rns") == plain.cell_config(2021, "rns")
     assert cell_key(tuned, "MF", arms[0], 2021, None) == cell_key(plain, "MF", arms[0], 2021, None)
     assert cell_key(tuned, "MF", arms[1], 2021, "s") != cell_key(plain, "MF", arms[1], 2021, "s")
-    with pytest.raises(ValueError, match="no sampler labelled 'hnlm'"):
-        parse_arm_config(["hnlm:semantic_missing=random"], arms)
+    with pytest.raises(ValueError, match="no sampler labelled 'hnlm-mix'"):
+        parse_arm_config(["hnlm-mix:semantic_missing=random"], arms)
     with pytest.raises(ValueError, match="LABEL:KEY=VALUE"):
         parse_arm_config(["prompt:semantic_missing"], arms)
 
@@ -308,24 +309,24 @@ def test_store_based_sampler_per_seed_store_and_semantic_false_negatives(toys_sl
     settings = _settings(
         in_tmp,
         dataset=toys_slice["dataset"],
-        arms=parse_arms("rns,hnlm"),
-        negatives={"hnlm": str(in_tmp / "store-{seed}")},
+        arms=parse_arms("rns,hnlm-mix"),
+        negatives={"hnlm-mix": str(in_tmp / "store-{seed}")},
         overrides=config,
         analyses=True,
         fn_batches=1,
     )
     payload = run_bench(settings)
     rows = payload["summary"]["MF"]
-    assert rows["hnlm"]["missing_semantic_pairs"] == 0
-    assert rows["hnlm"]["metrics"]["ndcg@20"]["best_baseline"] == "rns"
-    assert rows["hnlm"]["metrics"]["ndcg@20"]["test"]["n"] == 2
-    cells = [c for c in payload["cells"] if c["label"] == "hnlm"]
+    assert rows["hnlm-mix"]["missing_semantic_pairs"] == 0
+    assert rows["hnlm-mix"]["metrics"]["ndcg@20"]["best_baseline"] == "rns"
+    assert rows["hnlm-mix"]["metrics"]["ndcg@20"]["test"]["n"] == 2
+    cells = [c for c in payload["cells"] if c["label"] == "hnlm-mix"]
     assert sorted(c["negatives"] for c in cells) == [str(in_tmp / "store-2020"), str(in_tmp / "store-2021")]
-    fn = payload["analyses"]["MF"]["hnlm"]["false_negatives"]
+    fn = payload["analyses"]["MF"]["hnlm-mix"]["false_negatives"]
     assert 0.0 <= fn["semantic"][0] <= 1.0  # the adapted semantic negatives were checked too
     assert "semantic" not in payload["analyses"]["MF"]["rns"]["false_negatives"]
     fn_table = (in_tmp / "results" / toys_slice["dataset"] / "false_negatives.md").read_text()
-    assert "| MF | hnlm | 2 |" in fn_table
+    assert "| MF | hnlm-mix | 2 |" in fn_table
 
 
 def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(tmp_path):
@@ -333,17 +334,18 @@ def test_finished_cell_of_a_pipeline_built_store_is_keyed_by_the_store_it_names(
     from recbole_hnlm.bench.harness import cell_key, cell_path, finished_cell
     from recbole_hnlm.io import atomic_write_json
 
-    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"))
-    hnlm = settings.arms[1]
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm-mix"))
+    mix_arm = settings.arms[1]
     store = str(tmp_path / "artifacts" / "ml-100k" / "negatives" / "hnlm-factored")  # the default mode's
-    key = cell_key(settings, "MF", hnlm, 2021, store)
-    atomic_write_json(cell_path(settings, "MF", "hnlm", 1), {"key": key, "negatives": store, "seed": 2021})
-    assert finished_cell(settings, "MF", hnlm, 1) == {"key": key, "negatives": store, "seed": 2021}
-    assert finished_cell(settings, "MF", hnlm, 0) is None  # seed 2020 never ran
+    key = cell_key(settings, "MF", mix_arm, 2021, store)
+    cell = {"key": key, "negatives": store, "seed": 2021}
+    atomic_write_json(cell_path(settings, "MF", "hnlm-mix", 1), cell)
+    assert finished_cell(settings, "MF", mix_arm, 1) == {"key": key, "negatives": store, "seed": 2021}
+    assert finished_cell(settings, "MF", mix_arm, 0) is None  # seed 2020 never ran
     # given another store on the command line, the cell made with the pipeline's one is stale
-    given = dataclasses.replace(settings, negatives={"hnlm": str(tmp_path / "other")})
-    assert finished_cell(given, "MF", hnlm, 1) is None
-    assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", hnlm, 1) is None
+    given = dataclasses.replace(settings, negatives={"hnlm-mix": str(tmp_path / "other")})
+    assert finished_cell(given, "MF", mix_arm, 1) is None
+    assert finished_cell(dataclasses.replace(settings, epochs=2), "MF", mix_arm, 1) is None
 
 
 def test_a_cell_keyed_under_another_spelling_of_the_same_data_folder_is_finished(tmp_path, monkeypatch):
@@ -370,25 +372,25 @@ def test_a_cell_whose_store_another_mode_built_is_stale(tmp_path, capsys):
     from recbole_hnlm.bench.harness import cell_key, cell_path, finished_cell
     from recbole_hnlm.io import atomic_write_json
 
-    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"))
-    hnlm = settings.arms[1]
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm-mix"))
+    mix_arm = settings.arms[1]
     negatives = tmp_path / "artifacts" / "ml-100k" / "negatives"
     for store, expected in ((negatives / "hnlm-factored", True), (negatives / "hnlm", False)):
         cell = {
-            "key": cell_key(settings, "MF", hnlm, 2021, str(store)),
+            "key": cell_key(settings, "MF", mix_arm, 2021, str(store)),
             "negatives": str(store),
             "seed": 2021,
         }
-        atomic_write_json(cell_path(settings, "MF", "hnlm", 1), cell)
-        assert (finished_cell(settings, "MF", hnlm, 1) == cell) is expected
-    assert "stale MF-hnlm-seed1.json: its store is not a factored store" in capsys.readouterr().out
-    pair = dataclasses.replace(settings, arm_overrides={"hnlm": {"hnlm_store_mode": "pair"}})
+        atomic_write_json(cell_path(settings, "MF", "hnlm-mix", 1), cell)
+        assert (finished_cell(settings, "MF", mix_arm, 1) == cell) is expected
+    assert "stale MF-hnlm-mix-seed1.json: its store is not a factored store" in capsys.readouterr().out
+    pair = dataclasses.replace(settings, arm_overrides={"hnlm-mix": {"hnlm_store_mode": "pair"}})
     cell = {
-        "key": cell_key(pair, "MF", hnlm, 2021, str(negatives / "hnlm")),
+        "key": cell_key(pair, "MF", mix_arm, 2021, str(negatives / "hnlm")),
         "negatives": str(negatives / "hnlm"),
     }
-    atomic_write_json(cell_path(pair, "MF", "hnlm", 1), cell)
-    assert finished_cell(pair, "MF", hnlm, 1) == cell
+    atomic_write_json(cell_path(pair, "MF", "hnlm-mix", 1), cell)
+    assert finished_cell(pair, "MF", mix_arm, 1) == cell
 
 
 def test_a_cell_is_stale_once_its_store_or_config_file_changed(tmp_path):
@@ -401,27 +403,27 @@ def test_a_cell_is_stale_once_its_store_or_config_file_changed(tmp_path):
     store.mkdir()
     (store / "meta.json").write_text('{"created": "monday"}')
     yaml.write_text("learning_rate: 0.001\n")
-    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm"), config_files=[str(yaml)])
-    hnlm = settings.arms[1]
-    key = cell_key(settings, "MF", hnlm, 2020, str(store))
+    settings = _settings(tmp_path, arms=parse_arms("rns,hnlm-mix"), config_files=[str(yaml)])
+    mix_arm = settings.arms[1]
+    key = cell_key(settings, "MF", mix_arm, 2020, str(store))
     cell = {"key": key, "negatives": str(store), "inputs": cell_inputs(settings, str(store))}
-    atomic_write_json(cell_path(settings, "MF", "hnlm", 0), cell)
-    assert finished_cell(settings, "MF", hnlm, 0) == cell
+    atomic_write_json(cell_path(settings, "MF", "hnlm-mix", 0), cell)
+    assert finished_cell(settings, "MF", mix_arm, 0) == cell
 
     (store / "meta.json").write_text('{"created": "tuesday"}')  # rebuilt in place
-    assert finished_cell(settings, "MF", hnlm, 0) is None
+    assert finished_cell(settings, "MF", mix_arm, 0) is None
     (store / "meta.json").write_text('{"created": "monday"}')
     yaml.write_text("learning_rate: 0.01\n")  # edited
-    assert finished_cell(settings, "MF", hnlm, 0) is None
+    assert finished_cell(settings, "MF", mix_arm, 0) is None
     yaml.write_text("learning_rate: 0.001\n")
-    assert finished_cell(settings, "MF", hnlm, 0) == cell
+    assert finished_cell(settings, "MF", mix_arm, 0) == cell
 
     (store / "meta.json").unlink()  # a fresh clone: the store is not here, the committed cell stands
-    assert finished_cell(settings, "MF", hnlm, 0) == cell
+    assert finished_cell(settings, "MF", mix_arm, 0) == cell
     (store / "meta.json").write_text('{"created": "tuesday"}')
     legacy = {k: v for k, v in cell.items() if k != "inputs"}  # written before inputs were recorded
-    atomic_write_json(cell_path(settings, "MF", "hnlm", 0), legacy)
-    assert finished_cell(settings, "MF", hnlm, 0) == legacy  # nothing recorded to compare: key alone
+    atomic_write_json(cell_path(settings, "MF", "hnlm-mix", 0), legacy)
+    assert finished_cell(settings, "MF", mix_arm, 0) == legacy  # nothing recorded to compare: key alone
 
 
 def test_a_cell_is_stale_once_a_default_it_resolved_changed(tmp_path, monkeypatch, capsys):

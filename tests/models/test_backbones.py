@@ -34,7 +34,7 @@ def slice_store(toys_slice, tmp_path_factory):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_backbone_trains_with_semantic_negatives_and_reloads(backbone, toys_slice, slice_store, in_tmp):
     config = {**FAST, **toys_slice["config"], "semantic_alpha": 0.5, "semantic_cl_weight": 0.1}
-    record = run_hnlm(backbone, toys_slice["dataset"], "hnlm", str(slice_store), config_dict=config)
+    record = run_hnlm(backbone, toys_slice["dataset"], "hnlm-mix", str(slice_store), config_dict=config)
     assert record["model"] == PLUGIN[backbone]
     assert set(record["test_result"]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
     assert all(math.isfinite(v) and 0 <= v <= 1 for v in record["test_result"].values())

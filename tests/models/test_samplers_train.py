@@ -60,7 +60,9 @@ def test_a_semantic_store_composes_with_dns(backbone, toys_slice, in_tmp, tmp_pa
     config = {**QUICK, **toys_slice["config"]}
     store = build_store_for("HNLMLightGCN", toys_slice["dataset"], config, tmp_path / "store", dim=12)
     config = {**config, "neg_sampler": "dns", "semantic_alpha": 0.3, "semantic_cl_weight": 0.1}
-    record = run_hnlm(backbone, toys_slice["dataset"], "hnlm", str(store), config_dict=config, saved=False)
+    record = run_hnlm(
+        backbone, toys_slice["dataset"], "hnlm-mix", str(store), config_dict=config, saved=False
+    )
     assert record["neg_sampler"] == "dns" and record["semantic_negatives"]
     assert record["missing_semantic_pairs"] == 0
     _check(record)

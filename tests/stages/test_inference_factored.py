@@ -181,5 +181,5 @@ def test_training_reads_the_factored_store(toys_slice, in_tmp, known):
     records = {str(i): ItemRecord(str(i), {"title": f"toy {i}"}) for i in set(items.tolist())}
     view = TrainingView(toys_slice["dataset"], dataset_fingerprint(split.dataset), records, histories, {})
     store = infer_factored_store(CONFIG, in_tmp, folder, view=view, progress=False)
-    record = run_hnlm("LightGCN", toys_slice["dataset"], "hnlm", str(store), config_dict=config)
+    record = run_hnlm("LightGCN", toys_slice["dataset"], "hnlm-mix", str(store), config_dict=config)
     assert record["missing_semantic_pairs"] == 0
