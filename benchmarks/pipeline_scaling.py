@@ -71,6 +71,8 @@ SIZE_OF = {
     "epoch": "interactions",
 }
 TARGETS = (10_000_000, 100_000_000)
+# stages projected linearly in their size instead of fitted (see project)
+LINEAR = frozenset({"item_vectors"})
 
 
 def read_atomic(path: Path) -> tuple[str, list[str]]:
@@ -200,9 +202,16 @@ def project(points: list[dict[str, Any]], workers: list[int], design: str = "mix
     """Each stage's fit, and its value at the target interaction counts (users and items per interaction as
     in the largest measured point); the mix mode's inference divided over each worker count."""
     stages = STAGES[design]
-    largest = max(points, key=lambda p: p["counts"]["interactions"])["counts"]
+    top = max(points, key=lambda p: p["counts"]["interactions"])
+    largest = top["counts"]
     fits = {}
     for stage in stages:
+        if stage in LINEAR:
+            # the user fractions keep most items, so a fit over them reads noise: one text per item is linear
+            # by construction, at the largest point's rate (its fixed costs included: an upper bound)
+            size = stage_sizes(largest)[SIZE_OF[stage]]
+            fits[stage] = {"a": top["stages_seconds"][stage] / size, "b": 1.0, "assumed": True}
+            continue
         sizes = [stage_sizes(p["counts"])[SIZE_OF[stage]] for p in points]
         fits[stage] = fit_growth(sizes, [max(p["stages_seconds"][stage], 0.05) for p in points])
     projections = []
@@ -251,83 +260,82 @@ def markdown(payload: dict[str, Any]) -> str:
             + (f" {entry['note']}" if entry.get("note") else ""),
             "",
         ]
-        if entry.get("design") == "default":
-            lines += default_section(entry)
-            continue
-        lines += [
-            "| fraction | users | items | interactions | miner | embedder | supervision s | fine-tuning s "
-            "| inference s | epoch s | store total s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for p in entry["points"]:
-            c, s = p["counts"], p["stages_seconds"]
-            lines.append(
-                f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
-                f"{p['cf_model']} | {p.get('precision', 'fp32')} | "
-                f"{s['supervision']:.1f} | {s['finetune']:.1f} | {s['inference']:.1f} | {s['epoch']:.2f} | "
-                f"{p['pipeline_seconds']:.1f} |"
-            )
-        if len(entry["points"]) < 2:  # one size fits no growth: no exponents, no projection
-            lines += ["", "One size measured: no growth fitted, nothing projected."]
-            continue
-        fits = entry["projection"]["fits"]
-        exponents = ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES["mix"])
-        lines += ["", f"Fitted exponents: {exponents}."]
-        lines += [
-            "",
-            "Projection (not measured): stage times at the target size, this dataset's users and items per",
-            "interaction, this machine's one-core rates; inference split over W workers of one core each.",
-            "",
-            "| interactions | users | items | supervision | fine-tuning | "
-            + " | ".join(f"inference on {w}" for w in entry["workers"])
-            + " | epoch |",
-            "|---|---|---|---|---|" + "---|" * len(entry["workers"]) + "---|",
-        ]
-        for p in entry["projection"]["projections"]:
-            s = p["seconds"]
-            # by the worker list: the JSON's keys come back sorted as strings ("1", "64", "8")
-            on_workers = p["inference_seconds_on_workers"]
-            workers = " | ".join(duration(on_workers[str(w)]) for w in entry["workers"])
-            lines.append(
-                f"| {p['interactions']:,} | {p['users']:,} | {p['items']:,} | {duration(s['supervision'])} | "
-                f"{duration(s['finetune'])} | {workers} | "
-                f"{duration(s['epoch'])} |"
-            )
+        lines += design_section(entry)
     return "\n".join(lines) + "\n"
 
 
-def default_section(entry: dict[str, Any]) -> list[str]:
-    """The rows of a default-design entry: item vectors and epoch by fraction, fits and projection."""
-    lines = [
-        "| fraction | users | items | interactions | embedder | item vectors s | epoch s |",
-        "|---|---|---|---|---|---|---|",
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(row) + " |" for row in rows),
     ]
-    for p in entry["points"]:
-        c, s = p["counts"], p["stages_seconds"]
-        lines.append(
-            f"| {p['fraction']:.0%} | {c['users']:,} | {c['items']:,} | {c['interactions']:,} | "
-            f"{p['precision']} | {s['item_vectors']:.1f} | {s['epoch']:.2f} |"
-        )
-    if not entry.get("projection"):
+
+
+def point_row(point: dict[str, Any], design: str) -> list[str]:
+    """One measured fraction: its counts, then the design's own columns (:data:`POINT_HEADERS`)."""
+    c, s = point["counts"], point["stages_seconds"]
+    counts = [f"{point['fraction']:.0%}", f"{c['users']:,}", f"{c['items']:,}", f"{c['interactions']:,}"]
+    if design == "default":
+        return [*counts, point["precision"], f"{s['item_vectors']:.1f}", f"{s['epoch']:.2f}"]
+    return [
+        *counts,
+        point["cf_model"],
+        point.get("precision", "fp32"),
+        *(f"{s[stage]:.1f}" for stage in ("supervision", "finetune", "inference")),
+        f"{s['epoch']:.2f}",
+        f"{point['pipeline_seconds']:.1f}",
+    ]
+
+
+COUNT_HEADERS = ["fraction", "users", "items", "interactions"]
+STORE_HEADERS = ["supervision s", "fine-tuning s", "inference s", "epoch s", "store total s"]
+POINT_HEADERS = {
+    "mix": [*COUNT_HEADERS, "miner", "embedder", *STORE_HEADERS],
+    "default": [*COUNT_HEADERS, "embedder", "item vectors s", "epoch s"],
+}
+PROJECTED = {"mix": ("supervision", "finetune"), "default": ("item_vectors",)}
+STAGE_LABEL = {"finetune": "fine-tuning", "item_vectors": "item vectors"}
+PROJECTION_NOTE = {
+    "mix": "interaction, this machine's one-core rates; inference split over W workers of one core each.",
+    "default": "interaction, this machine's one-core rates.",
+}
+
+
+def design_section(entry: dict[str, Any]) -> list[str]:
+    """An entry's measured points, and with two or more its fitted exponents and projection."""
+    design = entry.get("design", "mix")  # entries written before designs were named are the mix mode's
+    lines = table(POINT_HEADERS[design], [point_row(p, design) for p in entry["points"]])
+    if len(entry["points"]) < 2:  # one size fits no growth: no exponents, no projection
         return [*lines, "", "One size measured: no growth fitted, nothing projected."]
     fits = entry["projection"]["fits"]
-    lines += [
-        "",
-        "Fitted exponents: " + ", ".join(f"{s} b = {fits[s]['b']:.2f}" for s in STAGES["default"]) + ".",
-        "",
-        "Projection (not measured): at the target size, this dataset's users and items per interaction, this",
-        "machine's one-core rates.",
-        "",
-        "| interactions | users | items | item vectors | epoch |",
-        "|---|---|---|---|---|",
-    ]
+    exponents = ", ".join(
+        f"{STAGE_LABEL.get(s, s)} b = {fits[s]['b']:.2f}"
+        + (" (linear by construction)" if fits[s].get("assumed") else "")
+        for s in STAGES[design]
+    )
+    workers = entry["workers"] if design == "mix" else []
+    headers = ["interactions", "users", "items", *(STAGE_LABEL.get(s, s) for s in PROJECTED[design])]
+    headers += [f"inference on {w}" for w in workers] + ["epoch"]
+    rows = []
     for p in entry["projection"]["projections"]:
         s = p["seconds"]
-        lines.append(
-            f"| {p['interactions']:,} | {p['users']:,} | {p['items']:,} | {duration(s['item_vectors'])} | "
-            f"{duration(s['epoch'])} |"
-        )
-    return lines
+        # by the worker list: the JSON's keys come back sorted as strings ("1", "64", "8")
+        on_workers = [duration(p["inference_seconds_on_workers"][str(w)]) for w in workers]
+        stages = [duration(s[stage]) for stage in PROJECTED[design]]
+        rows.append([f"{p['interactions']:,}", f"{p['users']:,}", f"{p['items']:,}", *stages, *on_workers])
+        rows[-1].append(duration(s["epoch"]))
+    return [
+        *lines,
+        "",
+        f"Fitted exponents: {exponents}.",
+        "",
+        "Projection (not measured): stage times at the target size, this dataset's users and items per",
+        PROJECTION_NOTE[design],
+        "",
+        *table(headers, rows),
+    ]
 
 
 def duration(seconds: float) -> str:
