@@ -4,7 +4,7 @@
 # (each cell records best_epoch, epochs_trained and the cap), 3 seeds on one fixed split (split_seed 2020),
 # paired by seed. Run from the repository root with the project's environment active:
 #
-#   bash benchmarks/run_semantic_grid.sh [ml-100k|toys|ml-1m]        (default: ml-100k)
+#   bash benchmarks/run_semantic_grid.sh [ml-100k|toys|ml-1m|yelp]   (default: ml-100k)
 #
 # Arms, all at N = dnsmn_n = 2:
 #   rns                 uniform negatives
@@ -82,5 +82,8 @@ case "${1:-ml-100k}" in
   # toys (2014 5-core stand-in, keywords as text): ~4 s per epoch; patience 4 validations under a cap of 300
   toys) grid toys --data_path "$DATA" --text_fields="['keywords']" --epochs 300 --stopping_step=4 ;;
   ml-1m) grid ml-1m --data_path "$DATA" --epochs 200 --stopping_step=4 ;;
+  # yelp (RLMRec's own split, IDs only: no item text, so only the classic arms run): the baselines under
+  # this protocol; patience 4 validations under a cap of 300
+  yelp) SAMPLERS="${SAMPLERS:-rns,dnsmn,dnsmn32:dnsmn}" grid yelp --data_path "$DATA" --epochs 300 --stopping_step=4 ;;
   *) echo "unknown grid $1" >&2; exit 2 ;;
 esac
