@@ -33,8 +33,10 @@ def split_data(config: HNLMConfig) -> tuple[Any, Any, Any, Any]:
 
 
 class ValidationTrace:
-    """RecBole's per-validation ``callback_fn``: remembers the best epoch (as RecBole's early stopping
-    judges it, a strict improvement) and the last epoch validated, then calls ``then`` (e.g. Ray Tune)."""
+    """RecBole's per-validation ``callback_fn``: remembers the best epoch as RecBole's early stopping judges
+    it, and the last epoch validated, then calls ``then`` (e.g. Ray Tune). A tie counts as an improvement
+    (``recbole.utils.early_stopping`` compares with ``>=``): RecBole then saves the checkpoint again, so the
+    epoch recorded is the one whose checkpoint is tested."""
 
     def __init__(self, bigger: bool, then: Callable[[int, float], Any] | None = None) -> None:
         self.bigger = bigger
@@ -46,7 +48,7 @@ class ValidationTrace:
     def __call__(self, epoch_idx: int, valid_score: float) -> Any:
         self.last_epoch = epoch_idx
         better = self.best_score is None or (
-            valid_score > self.best_score if self.bigger else valid_score < self.best_score
+            valid_score >= self.best_score if self.bigger else valid_score <= self.best_score
         )
         if better:
             self.best_epoch, self.best_score = epoch_idx, valid_score

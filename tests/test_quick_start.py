@@ -17,17 +17,24 @@ from recbole_hnlm.quick_start import ValidationTrace, run_hnlm
 from tests.conftest import FAST
 
 
-def test_the_trace_keeps_the_first_strictly_best_epoch_and_calls_on():
+def test_the_trace_keeps_the_epoch_of_the_checkpoint_recbole_tests_and_calls_on():
+    from recbole.utils import early_stopping
+
     seen = []
     trace = ValidationTrace(True, lambda epoch, score: seen.append((epoch, score)))
-    for epoch, score in [(4, 0.1), (9, 0.3), (14, 0.3), (19, 0.2)]:
+    scores = [(4, 0.1), (9, 0.3), (14, 0.3), (19, 0.2)]
+    best, saved = -float("inf"), None
+    for epoch, score in scores:
         trace(epoch, score)
-    assert (trace.best_epoch, trace.best_score, trace.last_epoch) == (9, 0.3, 19)
-    assert seen == [(4, 0.1), (9, 0.3), (14, 0.3), (19, 0.2)]
+        best, _, _, update = early_stopping(score, best, 0, 10, bigger=True)
+        saved = epoch if update else saved  # RecBole saves the checkpoint when it updates
+    # a tie is an update for RecBole, so the checkpoint tested is epoch 14's
+    assert (trace.best_epoch, trace.best_score, trace.last_epoch) == (14, 0.3, 19) and saved == 14
+    assert seen == scores
     smaller = ValidationTrace(False)
-    for epoch, score in [(0, 2.0), (1, 1.0), (2, 1.5)]:
+    for epoch, score in [(0, 2.0), (1, 1.0), (2, 1.5), (3, 1.0)]:
         smaller(epoch, score)
-    assert smaller.best_epoch == 1
+    assert smaller.best_epoch == 3
 
 
 def test_semdns_trains_and_reports_its_semantic_picks_and_best_epoch(toys_slice, in_tmp):
