@@ -152,7 +152,9 @@ def measure_default(
     built = time.perf_counter() - start
     times = epoch_seconds(dataset, {**base, "item_vectors": str(vectors)}, epochs)
     return {
-        "precision": inference_precision(config),
+        # the item vectors come from the sentence-transformers model, which runs fp32:
+        # hnlm_embedder_precision is the mix mode's fine-tuned embedder's
+        "precision": "fp32",
         "stages_seconds": {"item_vectors": round(built, 1), "epoch": round(statistics.median(times), 2)},
         "epoch_seconds": [round(t, 2) for t in times],
         "pipeline_seconds": round(built, 1),
@@ -324,8 +326,8 @@ def design_section(entry: dict[str, Any]) -> list[str]:
         # by the worker list: the JSON's keys come back sorted as strings ("1", "64", "8")
         on_workers = [duration(p["inference_seconds_on_workers"][str(w)]) for w in workers]
         stages = [duration(s[stage]) for stage in PROJECTED[design]]
-        rows.append([f"{p['interactions']:,}", f"{p['users']:,}", f"{p['items']:,}", *stages, *on_workers])
-        rows[-1].append(duration(s["epoch"]))
+        counts = [f"{p['interactions']:,}", f"{p['users']:,}", f"{p['items']:,}"]
+        rows.append([*counts, *stages, *on_workers, duration(s["epoch"])])
     return [
         *lines,
         "",

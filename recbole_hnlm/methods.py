@@ -27,6 +27,8 @@ HARD = "hard"
 STORE = "store"
 ALIGNMENT = "alignment"
 KINDS = (HARD, STORE, ALIGNMENT)
+# the paper's mix-and-adapter mode: the store method whose store the HNLM pipeline builds
+MIX_MODE = "hnlm-mix"
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ _hard("ahns", "recbole_hnlm.negatives.hard:AHNSNegatives")
 _hard("semdns", "recbole_hnlm.negatives.semantic_pool:SemanticPoolNegatives", semantic=True)
 _hard("guarddns", "recbole_hnlm.negatives.text_guard:GuardedDNSMNNegatives", semantic=True)
 _hard("aligndns", "recbole_hnlm.negatives.text_alignment:TextAlignedDNSNegatives", semantic=True)
-_add(Method("hnlm-mix", STORE, semantic=True))
+_add(Method(MIX_MODE, STORE, semantic=True))
 _add(Method("prompt", STORE, semantic=True))
 _add(Method("rlmrec-con", ALIGNMENT))
 _add(Method("rlmrec-gen", ALIGNMENT))

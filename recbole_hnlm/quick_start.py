@@ -58,7 +58,7 @@ def ensure_store(sampler: str, config: HNLMConfig) -> Path:
     """Build (or reuse) the store a semantic sampler needs, running whatever pipeline stage is missing."""
     from recbole_hnlm.pipeline import ensure_hnlm_store, ensure_prompt_store
 
-    return ensure_hnlm_store(config) if sampler == "hnlm-mix" else ensure_prompt_store(config)
+    return ensure_hnlm_store(config) if sampler == methods.MIX_MODE else ensure_prompt_store(config)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import recbole_hnlm  # noqa: F401  (compat shims + model registry: also in every Ray worker running a trial)
+from recbole_hnlm import methods
 from recbole_hnlm.quick_start import _plain, build_run_config
 from recbole_hnlm.registry import resolve_model_name
 from recbole_hnlm.tune_cli import (
@@ -90,7 +91,7 @@ def prepare_job(
         options["tool"] = tool_name(options["tool"])
     params_path = resolve_params_file(params_file)
     specs = parse_params_file(params_path)
-    sampler = sampler or ("hnlm-mix" if negatives else "rns")
+    sampler = sampler or (methods.MIX_MODE if negatives else "rns")
     files = [str(Path(f).resolve()) for f in (config_files or [])]
     with _keep_env("CUDA_VISIBLE_DEVICES"):  # as `train`: the store (or other input) is built once, here
         run = build_run_config(model_name, dataset, sampler, negatives, files or None, overrides)

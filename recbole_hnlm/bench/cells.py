@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from recbole_hnlm import methods
 from recbole_hnlm.bench.arms import Arm
 from recbole_hnlm.bench.settings import BenchSettings
 from recbole_hnlm.io import atomic_write_json, fingerprint
@@ -118,7 +119,7 @@ class StoreResolver:
         overrides = self.settings.cell_config(seed, arm.label)
         source = arm.source_dataset
         if source:
-            if arm.sampler != "hnlm-mix":
+            if arm.sampler != methods.MIX_MODE:
                 raise ValueError(
                     f"--samplers {arm.label}: @SRC (another dataset's embedder) needs the hnlm-mix sampler"
                 )
@@ -242,7 +243,7 @@ def finished_cell(settings: BenchSettings, model: str, arm: Arm, k: int) -> dict
         store = cached.get("negatives")
     if cached.get("key") not in cell_keys(settings, model, arm, seed, store):
         return None
-    if store and arm.sampler == "hnlm-mix" and settings.given_store(arm.label, seed) is None:
+    if store and arm.sampler == methods.MIX_MODE and settings.given_store(arm.label, seed) is None:
         # the key holds the store the cell recorded, not the mode: a cell whose store the pipeline would no
         # longer build (hnlm_store_mode, or its default, changed since) is stale
         mode = store_mode(settings.cell_config(seed, arm.label))

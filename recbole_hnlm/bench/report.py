@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from recbole_hnlm import methods
 from recbole_hnlm.bench.arms import Arm
 from recbole_hnlm.bench.cells import (
     split_note,
@@ -156,12 +157,12 @@ def generalisation_markdown(summary: dict[str, Any], settings: BenchSettings, me
         "|---|---|---|---|---|---|",
     ]
     for model, rows in summary.items():
-        home = rows.get("hnlm-mix", {}).get("metrics", {}).get(metric, {}).get("mean")
+        home = rows.get(methods.MIX_MODE, {}).get("metrics", {}).get(metric, {}).get("mean")
         for arm in settings.arms:
-            if arm.label not in rows or (arm.sampler != "hnlm-mix" and arm.label != settings.baseline):
+            if arm.label not in rows or (arm.sampler != methods.MIX_MODE and arm.label != settings.baseline):
                 continue
             e = rows[arm.label]["metrics"][metric]
-            source = arm.source_dataset or (settings.dataset if arm.sampler == "hnlm-mix" else "-")
+            source = arm.source_dataset or (settings.dataset if arm.sampler == methods.MIX_MODE else "-")
             vs_home = relative_gain(e["mean"], home) if home is not None and arm.source_dataset else math.nan
             lines.append(
                 f"| {model} | {arm.label} | {source} | {e['mean']:.4f} ± {e['std']:.4f} | "
