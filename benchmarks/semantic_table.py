@@ -1,6 +1,7 @@
 """The converged, controlled comparison of the semantic samplers, from the cached cells of
 ``benchmarks/run_semantic_grid.sh``: every arm against uniform sampling (rns), DNS(16,2) and the
-same-budget uniform pool DNS(32,2), paired by seed, with each cell's best epoch against the epoch cap.
+same-budget uniform pool (DNS(M,2) at the arm's own candidate count M), paired by seed, with each cell's
+best epoch against the epoch cap.
 
     python benchmarks/semantic_table.py [--out benchmarks/results/converged]
 
@@ -25,12 +26,13 @@ from benchmarks.common import RESULTS, machine, write_results
 from recbole_hnlm.bench.significance import mean_std, paired_test, relative_gain
 
 METRIC = "ndcg@20"
-REFERENCES = ("rns", "dnsmn", "dnsmn32")  # uniform, DNS(16,2), the same-budget DNS(32,2)
+REFERENCES = ("rns", "dnsmn")  # uniform, DNS(16,2); the same-budget DNS(M,2) is found per arm (pool_size)
 # each text arm's own controls: the same design with no text read (cf) or with another item's text (perm)
 CONTROLS = {
     "aligndns": ("aligndns-cf", "aligndns-perm"),
     "aligndns-both": ("aligndns-cf", "aligndns"),  # text added to e_i: against e_i alone, and text alone
     "aligndns16": ("aligndns16-cf",),
+    "aligndns64": ("aligndns64-cf",),
     "semdns": ("semdns-perm",),
     "guarddns": ("guarddns-inv",),
     "guardq90": ("guardq90-perm",),
@@ -48,6 +50,48 @@ def read_cells(folder: Path) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
     return cells
 
 
+# The candidate count M of the arms whose earliest cells predate cells recording their resolved config
+# (run_semantic_grid.sh's ARM_CONFIG on the yaml defaults of the time); a recorded config takes precedence.
+EARLY_BUDGETS = {
+    **dict.fromkeys(("dnsmn", "dnsmn-oracle", "aligndns16", "aligndns16-cf"), 16),
+    **dict.fromkeys(("guardq80", "guardq90", "guardq95", "guardq90-perm"), 20),
+    **dict.fromkeys(("dnsmn32", "semdns", "semdns-perm", "guarddns", "guarddns-inv"), 32),
+    **dict.fromkeys(("aligndns", "aligndns-cf", "aligndns-perm", "aligndns-pos", "aligndns-far"), 32),
+}
+
+
+def pool_size(cell: dict[str, Any]) -> int | None:
+    """The candidates a cell's sampler scores per row (its budget M), from the cell's resolved config: a
+    sampler's own ``<name>_candidates`` or else ``neg_candidates``; semdns adds its ``semdns_k`` text slots.
+    None for a sampler without a candidate pool (rns)."""
+    sampler = cell["sampler"]
+    if sampler not in ("dnsmn", "semdns", "guarddns", "aligndns"):
+        return None
+    resolved = cell.get("inputs", {}).get("resolved")
+    if resolved is None:
+        return EARLY_BUDGETS.get(cell["label"])
+
+    def number(key: str) -> int | None:
+        value = json.loads(resolved.get(key, "null"))
+        return None if value is None else int(value)
+
+    own = number(f"{sampler}_candidates")
+    size = own if own is not None else number("neg_candidates")
+    if size is not None and sampler == "semdns":
+        size += number("semdns_k") or 0
+    return size
+
+
+def same_budget_dns(arms: dict[str, dict[int, dict[str, Any]]]) -> dict[int, str]:
+    """``M -> label`` of the DNS(M,2) arm (sampler dnsmn, no other setting) at each candidate count."""
+    found: dict[int, str] = {}
+    for label, runs in arms.items():
+        cell = next(iter(runs.values()))
+        if cell["sampler"] == "dnsmn" and "oracle" not in label and (m := pool_size(cell)) is not None:
+            found.setdefault(m, label)
+    return found
+
+
 def text_pick_share(report: dict[str, Any]) -> float | None:
     """The share of a text arm's picks that text decided: from semdns's semantic slots, or the aligndns
     picks that differ from DNS(M,N)'s on the same candidates; None for an arm without text."""
@@ -61,6 +105,7 @@ def arm_row(
     runs: dict[int, dict[str, Any]],
     refs: dict[str, dict[int, dict[str, Any]]],
     controls: dict[str, dict[int, dict[str, Any]]],
+    budget_ref: tuple[str, dict[int, dict[str, Any]]] | None,
 ) -> dict[str, Any]:
     seeds = sorted(runs)
     test = [runs[k]["test_result"][METRIC] for k in seeds]
@@ -84,6 +129,10 @@ def arm_row(
         gain = paired_gain(runs, ref)
         if gain is not None:
             row[f"vs_{name}"] = gain
+    if budget_ref is not None:
+        gain = paired_gain(runs, budget_ref[1])
+        if gain is not None:
+            row["vs_same_budget"] = {**gain, "ref": budget_ref[0]}
     row["vs_controls"] = {name: g for name, ref in controls.items() if (g := paired_gain(runs, ref))}
     return row
 
@@ -109,10 +158,16 @@ def summarise(out: Path) -> dict[str, Any]:
         per_model = {}
         for model, arms in sorted(cells.items()):
             refs = {name: arms[name] for name in REFERENCES if name in arms}
-            per_model[model] = {
-                label: arm_row(runs, refs, {c: arms[c] for c in CONTROLS.get(label, ()) if c in arms})
-                for label, runs in arms.items()
-            }
+            dns_at = same_budget_dns(arms)
+            per_model[model] = {}
+            for label, runs in arms.items():
+                budget = dns_at.get(pool_size(next(iter(runs.values()))))  # type: ignore[arg-type]
+                per_model[model][label] = arm_row(
+                    runs,
+                    refs,
+                    {c: arms[c] for c in CONTROLS.get(label, ()) if c in arms},
+                    None if budget in (None, label) else (budget, arms[budget]),
+                )
         summary["datasets"][folder.name] = per_model
     return summary
 
@@ -126,6 +181,10 @@ def _pct(gain: dict[str, Any] | None) -> str:
     return f"{gain['gain']:+.1%}{star} (p {shown})"
 
 
+def _same_budget(gain: dict[str, Any] | None) -> str:
+    return f"{gain['ref']}: {_pct(gain)}" if gain else ""
+
+
 def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Semantic samplers, converged and controlled",
@@ -135,11 +194,14 @@ def markdown(summary: dict[str, Any]) -> str:
         "epochs (0-based) whose checkpoint was tested, *cap* the epoch limit: a best epoch near the cap "
         "would mean an under-trained arm. One fixed split (split_seed 2020); seeds vary initialisation and "
         "sampling and pair the arms. Gains are on mean test NDCG@20; p: two-sided paired t-test over seeds "
-        "(* p < 0.05; n/a with one seed). dnsmn32 is the same-size uniform pool (M + K = 32) that a text "
-        "arm must beat. *Text-driven picks*: semdns's picks from its semantic slots; aligndns's picks that "
-        "differ from DNS(32,2)'s on the same candidates. *vs its controls*: the arm against the same design "
-        "reading no text (-cf), another item's text (-perm) or the reversed text signal (-inv): text earns "
-        "credit only where it beats these.",
+        "(* p < 0.05; n/a with one seed). *vs same-M DNS*: the arm against DNS(M,2) with the same number "
+        "of candidates M (semdns: M uniform + K text slots), the same-size uniform pool a text arm must "
+        "beat (dnsmn = DNS(16,2), dnsmn32, dnsmn64). *Text-driven picks*: semdns's picks from its "
+        "semantic slots; aligndns's picks that differ from DNS(M,2)'s on the same candidates. *vs its "
+        "controls*: the arm against the same design reading no text (-cf), another item's text (-perm) or "
+        "the reversed text signal (-inv): text earns credit only where it beats these. *-oracle* arms "
+        "(diagnostic only) never draw a held-out positive as a candidate: their gain over the same DNS is "
+        "the most any false-negative guard could add.",
         "",
     ]
     for dataset, models in summary["datasets"].items():
@@ -148,7 +210,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"## {dataset} / {model}",
                 "",
                 "| arm | n | test NDCG@20 | valid NDCG@20 | test R@20 | vs rns | vs dnsmn (16,2) "
-                "| vs dnsmn32 | vs its controls | text-driven picks | best epochs (cap) |",
+                "| vs same-M DNS | vs its controls | text-driven picks | best epochs (cap) |",
                 "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for label, row in sorted(arms.items(), key=lambda kv: -kv[1]["valid"][0]):
@@ -157,7 +219,7 @@ def markdown(summary: dict[str, Any]) -> str:
                     f"| {label} | {row['n']} | {row['test'][0]:.4f} ± {row['test'][1]:.4f} | "
                     f"{row['valid'][0]:.4f} ± {row['valid'][1]:.4f} | {row['recall@20'][0]:.4f} | "
                     f"{_pct(row.get('vs_rns'))} | {_pct(row.get('vs_dnsmn'))} | "
-                    f"{_pct(row.get('vs_dnsmn32'))} | "
+                    f"{_same_budget(row.get('vs_same_budget'))} | "
                     f"{'; '.join(f'{c}: {_pct(g)}' for c, g in row.get('vs_controls', {}).items())} | "
                     f"{'' if share is None else f'{share:.0%}'} | "
                     f"{', '.join(str(b) for b in row['best_epochs'])} ({row['epoch_cap']}) |"
