@@ -27,6 +27,8 @@
 #   aligndns16, aligndns16-cf   the same two at M = 16: the budget of DNS(16,2)
 #   dnsmn64, aligndns64, aligndns64-cf   DNS(64,2) and the same two at M = 64 (is the steering a guard that
 #                       pays where the uniform pool is too hard?)
+#   aligndns-center, aligndns-center-cf   aligndns and its e_i control steered by the positive's place
+#                       relative to the catalogue mean (aligndns_center: g's bias no longer steers)
 #   guardq80, guardq90, guardq95   catalogue veto: 20 uniform candidates, of which the first 16 not among
 #                       the user's closest 20% / 10% / 5% of the catalogue by text taste (guarddns_quantile
 #                       0.8 / 0.9 / 0.95), DNS(16,2) on those 16 (validation screen of q)
@@ -47,6 +49,7 @@ ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:
 ARMS+=",aligndns-pos:aligndns,aligndns-far:aligndns,aligndns-perm:aligndns,aligndns-cf:aligndns"
 ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns,guardq80:guarddns,guardq90:guarddns,guardq95:guarddns"
 ARMS+=",guardq90-perm:guarddns,aligndns-both:aligndns,dnsmn64:dnsmn,aligndns64:aligndns,aligndns64-cf:aligndns"
+ARMS+=",aligndns-center:aligndns,aligndns-center-cf:aligndns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
@@ -58,7 +61,8 @@ ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns
   aligndns-far:aligndns_beta=-1.0 aligndns-cf:aligndns_source=cf aligndns-both:aligndns_source=both
   aligndns16:aligndns_candidates=16 aligndns16-cf:aligndns_candidates=16 aligndns16-cf:aligndns_source=cf
   dnsmn64:dnsmn_candidates=64 aligndns64:aligndns_candidates=64 aligndns64-cf:aligndns_candidates=64
-  aligndns64-cf:aligndns_source=cf)
+  aligndns64-cf:aligndns_source=cf aligndns-center:aligndns_center=True
+  aligndns-center-cf:aligndns_center=True aligndns-center-cf:aligndns_source=cf)
 for arm in guardq80:0.8 guardq90:0.9 guardq95:0.95 guardq90-perm:0.9; do
   ARM_CONFIG+=("${arm%%:*}:guarddns_candidates=20" "${arm%%:*}:guarddns_drop=4" "${arm%%:*}:guarddns_quantile=${arm#*:}")
 done

@@ -33,6 +33,7 @@ CONTROLS = {
     "aligndns-both": ("aligndns-cf", "aligndns"),  # text added to e_i: against e_i alone, and text alone
     "aligndns16": ("aligndns16-cf",),
     "aligndns64": ("aligndns64-cf",),
+    "aligndns-center": ("aligndns-center-cf", "aligndns"),  # centred e_i alone; the uncentred text
     "semdns": ("semdns-perm",),
     "guarddns": ("guarddns-inv",),
     "guardq90": ("guardq90-perm",),

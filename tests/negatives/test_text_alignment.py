@@ -118,6 +118,26 @@ def test_the_both_source_sums_the_unit_cf_and_text_directions(tmp_path):
     assert torch.allclose(cf, torch.tensor([[2.0, 0.0]]))
 
 
+def test_centering_steers_with_the_positives_place_relative_to_the_catalogue(tmp_path):
+    # g's mean output is g at the fitted items' mean text (g is affine); with the near-exact fit on ITEMS
+    # that is ITEMS[1:].mean() = (0.525, 0.5). Centred, item 4 is placed along (0, 2) - (0.525, 0.5)
+    sampler = _sampler(tmp_path, aligndns_center=True)
+    sampler(_ctx())
+    g = sampler.text_map(torch.tensor([1, 2, 3, 4]))
+    assert torch.allclose(sampler.text_map.mean_output, g.mean(dim=0), atol=1e-6)
+    unit = torch.nn.functional.normalize
+    query = sampler.steered_query(_ctx())
+    assert torch.allclose(query, torch.tensor([[1.0, 0.0]]) + unit(g[3:] - g.mean(dim=0), dim=1))
+    # the cf source subtracts the current mean item embedding of the training items (rows 1-4)
+    cf = _sampler(tmp_path, aligndns_source="cf", aligndns_center=True).steered_query(_ctx())
+    assert torch.allclose(cf, torch.tensor([[1.0, 0.0]]) + unit(torch.tensor([[-0.525, 1.5]]), dim=1))
+    # a mean direction shared by every item steers nothing once centred: shifting the catalogue by a
+    # constant leaves the centred cf query as it was
+    shifted = _sampler(tmp_path, aligndns_source="cf", aligndns_center=True)
+    moved = ITEMS + torch.tensor([5.0, 5.0])
+    assert torch.allclose(shifted.steered_query(_ctx(items=moved)), cf)
+
+
 def test_beta_zero_is_dns_mn_on_the_same_candidates(tmp_path):
     rng = torch.Generator().manual_seed(0)
     items = torch.randn(5, 2, generator=rng)
