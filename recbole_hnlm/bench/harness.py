@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recbole_hnlm.bench.adopt import adopt_cells, parse_pins
 from recbole_hnlm.bench.analyses import ANALYSIS_VERSION, analyse_cells, analyses_markdown, plot_analyses
 from recbole_hnlm.bench.arms import STORE_SAMPLERS, Arm, parse_arm_config, parse_arms, parse_negatives
 from recbole_hnlm.bench.cells import (
@@ -211,6 +212,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="train nothing: tables from the finished cells, listing the missing ones",
     )
     parser.add_argument(
+        "--adopt_pinned",
+        action="append",
+        default=[],
+        help="KEY=VALUE (repeatable): a yaml default moved and the arms that ran under VALUE now pin it "
+        "(--arm_config LABEL:KEY=VALUE); their finished cells keep their results under the pinned key",
+    )
+    parser.add_argument(
         "--run_seeds",
         default=None,
         help="comma-separated seeds whose missing cells run here; the others' are only read (one grid "
@@ -262,5 +270,10 @@ def parse_seeds(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_bench(settings_from_args(args))
+    settings = settings_from_args(args)
+    pins = parse_pins(args.adopt_pinned)
+    if pins:
+        adopted = adopt_cells(settings, pins)
+        print(f"[bench] adopted {len(adopted)} cell(s) under {pins}: {', '.join(adopted) or '-'}", flush=True)
+    run_bench(settings)
     return 0
