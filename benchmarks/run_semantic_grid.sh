@@ -17,7 +17,8 @@
 #                       positive's text (all-MiniLM-L6-v2 item vectors, built once per dataset)
 #   semdns-perm         semdns with its neighbour rows shuffled across items (same pools, not tied to i)
 #   aligndns            DNS(32, 2) ranked by e_u steered by beta * g(text(i)), g a ridge map from item text
-#                       to the stop-gradient CF item embeddings refitted every epoch (beta: the yaml default)
+#                       to the stop-gradient CF item embeddings refitted every epoch (beta: the yaml default),
+#                       uncentred (aligndns_center=False, as this arm and the ones below were first run)
 #   aligndns-pos        the same with beta = +0.5 (steered toward the text-placed positive)
 #   aligndns-perm       aligndns queried with the text of a random other item (control: g(h) not tied to i)
 #   aligndns-far        the same with beta = -1.0 (validation screen of beta)
@@ -28,7 +29,8 @@
 #   dnsmn64, aligndns64, aligndns64-cf   DNS(64,2) and the same two at M = 64 (is the steering a guard that
 #                       pays where the uniform pool is too hard?)
 #   aligndns-center, aligndns-center-cf   aligndns and its e_i control steered by the positive's place
-#                       relative to the catalogue mean (aligndns_center: g's bias no longer steers)
+#                       relative to the catalogue mean (aligndns_center: g's bias no longer steers);
+#                       aligndns-center is the default design, --sampler=hnlm
 #   guardq80, guardq90, guardq95   catalogue veto: 20 uniform candidates, of which the first 16 not among
 #                       the user's closest 20% / 10% / 5% of the catalogue by text taste (guarddns_quantile
 #                       0.8 / 0.9 / 0.95), DNS(16,2) on those 16 (validation screen of q)
@@ -63,6 +65,12 @@ ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns
   dnsmn64:dnsmn_candidates=64 aligndns64:aligndns_candidates=64 aligndns64-cf:aligndns_candidates=64
   aligndns64-cf:aligndns_source=cf aligndns-center:aligndns_center=True
   aligndns-center-cf:aligndns_center=True aligndns-center-cf:aligndns_source=cf)
+# aligndns_center became the yaml default after these arms ran uncentred: they pin the old value, and
+# --adopt_pinned keeps their finished cells (a cell is adopted only if nothing else about it differs)
+for arm in aligndns aligndns-pos aligndns-far aligndns-perm aligndns-cf aligndns-both aligndns16 aligndns16-cf \
+  aligndns64 aligndns64-cf; do
+  ARM_CONFIG+=("$arm:aligndns_center=False")
+done
 for arm in guardq80:0.8 guardq90:0.9 guardq95:0.95 guardq90-perm:0.9; do
   ARM_CONFIG+=("${arm%%:*}:guarddns_candidates=20" "${arm%%:*}:guarddns_drop=4" "${arm%%:*}:guarddns_quantile=${arm#*:}")
 done
@@ -81,7 +89,8 @@ grid() {
   echo "=== $dataset ($(date -u +%H:%M:%S) UTC)"
   recbole-hnlm bench --dataset "$dataset" --models "$MODELS" --samplers "$arms" --seeds 3 \
     --out "$OUT" --baseline rns --split_seed=2020 --embedding_size=64 --eval_step=5 \
-    --show_progress=False --state=WARNING ${extra[@]+"${extra[@]}"} ${WHICH[@]+"${WHICH[@]}"} "$@"
+    --show_progress=False --state=WARNING --adopt_pinned aligndns_center=False \
+    ${extra[@]+"${extra[@]}"} ${WHICH[@]+"${WHICH[@]}"} "$@"
 }
 
 case "${1:-ml-100k}" in

@@ -59,6 +59,7 @@ def _sampler(tmp_path, **overrides) -> TextAlignedDNSNegatives:
         "aligndns_dims": None,
         "aligndns_permute": False,
         "aligndns_source": "text",
+        "aligndns_center": False,  # the hand-checked picks below steer with g itself
         "seed": 5,
         "neg_sampler": "aligndns",
         "item_vectors": str(tmp_path / "vectors"),
