@@ -1,8 +1,8 @@
 """Where aligndns's steering points: g(text(i)) against the mean item and against e_i, per checkpoint.
 
-For each converged checkpoint of the fixed split, g is fitted as the sampler fits it (a ridge map from the
-item vectors' first 64 principal directions to the final CF item embeddings of the training items) and,
-averaged over those items:
+For each converged checkpoint of the fixed split, g is fitted as the run's own sampler fits it (a ridge map
+from its item vectors' first ``aligndns_dims`` principal directions to the final CF item embeddings of the
+training items, ``aligndns_ridge``) and, averaged over those items:
 
 * R², the share of the item embeddings' variance g explains;
 * cos(g(text(i)), ē) and cos(e_i, ē), ē the mean item embedding: how much of the steering direction is the
@@ -29,9 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import machine, write_results
-from recbole_hnlm.negatives.item_vectors import configured_item_vectors
-from recbole_hnlm.negatives.text_alignment import RidgeTextMap
-from recbole_hnlm.negatives.text_guard import principal_projection
+from recbole_hnlm.negatives.text_alignment import TextAlignedDNSNegatives
 from recbole_hnlm.quick_start import load_data_and_model
 from recbole_hnlm.stages.supervision import cf_embeddings
 
@@ -41,15 +39,15 @@ def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return round(float(F.cosine_similarity(a, b.expand_as(a), dim=1).mean()), 3)
 
 
-def geometry(checkpoint: str, dims: int, ridge: float) -> dict:
+def geometry(checkpoint: str) -> dict:
     config, model, dataset, train_data, _, _ = load_data_and_model(checkpoint)
     model.eval()
     with torch.no_grad():
         item_e = torch.from_numpy(cf_embeddings(model, dataset)[1]).double()
-    train = train_data._dataset
-    items = torch.unique(torch.as_tensor(train.inter_feat[train.iid_field]))
-    items = items[items > 0]
-    text_map = RidgeTextMap(principal_projection(configured_item_vectors(config, train), dims), items, ridge)
+    # g exactly as the run's sampler sets it up (its item vectors, aligndns_dims, aligndns_ridge, items)
+    sampler = TextAlignedDNSNegatives(config, int(config["embedding_size"]))
+    sampler.bind(train_data._dataset)
+    text_map, items = sampler.text_map, sampler.fit_rows
     r2 = text_map.fit(item_e)
     placed, own = text_map(items).double(), item_e[items]
     mean_item = own.mean(dim=0, keepdim=True)
@@ -73,11 +71,9 @@ def geometry(checkpoint: str, dims: int, ridge: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--dims", type=int, default=64, help="text principal directions (aligndns_dims)")
-    parser.add_argument("--ridge", type=float, default=1.0, help="aligndns_ridge")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = [geometry(c, args.dims, args.ridge) for c in args.checkpoints]
+    rows = [geometry(c) for c in args.checkpoints]
     lines = [
         "# Where aligndns's steering points",
         "",
