@@ -31,6 +31,9 @@
 #   aligndns-center, aligndns-center-cf   aligndns and its e_i control steered by the positive's place
 #                       relative to the catalogue mean (aligndns_center: g's bias no longer steers);
 #                       aligndns-center is the default design, --sampler=hnlm
+#   aligndns16-center, aligndns64-center   the default design at M = 16 / 64, against dnsmn / dnsmn64
+#   aligndns-center-far, aligndns-center-mild   the default design at beta = -1.0 / -0.25 (validation
+#                       screen of beta once centred)
 #   guardq80, guardq90, guardq95   catalogue veto: 20 uniform candidates, of which the first 16 not among
 #                       the user's closest 20% / 10% / 5% of the catalogue by text taste (guarddns_quantile
 #                       0.8 / 0.9 / 0.95), DNS(16,2) on those 16 (validation screen of q)
@@ -51,7 +54,8 @@ ARMS="rns,dnsmn,dnsmn32:dnsmn,guarddns,guarddns-inv:guarddns,semdns,semdns-perm:
 ARMS+=",aligndns-pos:aligndns,aligndns-far:aligndns,aligndns-perm:aligndns,aligndns-cf:aligndns"
 ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns,guardq80:guarddns,guardq90:guarddns,guardq95:guarddns"
 ARMS+=",guardq90-perm:guarddns,aligndns-both:aligndns,dnsmn64:dnsmn,aligndns64:aligndns,aligndns64-cf:aligndns"
-ARMS+=",aligndns-center:aligndns,aligndns-center-cf:aligndns"
+ARMS+=",aligndns-center:aligndns,aligndns-center-cf:aligndns,aligndns16-center:aligndns,aligndns64-center:aligndns"
+ARMS+=",aligndns-center-far:aligndns,aligndns-center-mild:aligndns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
@@ -64,7 +68,9 @@ ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns
   aligndns16:aligndns_candidates=16 aligndns16-cf:aligndns_candidates=16 aligndns16-cf:aligndns_source=cf
   dnsmn64:dnsmn_candidates=64 aligndns64:aligndns_candidates=64 aligndns64-cf:aligndns_candidates=64
   aligndns64-cf:aligndns_source=cf aligndns-center:aligndns_center=True
-  aligndns-center-cf:aligndns_center=True aligndns-center-cf:aligndns_source=cf)
+  aligndns-center-cf:aligndns_center=True aligndns-center-cf:aligndns_source=cf
+  aligndns16-center:aligndns_candidates=16 aligndns64-center:aligndns_candidates=64
+  aligndns-center-far:aligndns_beta=-1.0 aligndns-center-mild:aligndns_beta=-0.25)
 # aligndns_center became the yaml default after these arms ran uncentred: they pin the old value, and
 # --adopt_pinned keeps their finished cells (a cell is adopted only if nothing else about it differs)
 for arm in aligndns aligndns-pos aligndns-far aligndns-perm aligndns-cf aligndns-both aligndns16 aligndns16-cf \
