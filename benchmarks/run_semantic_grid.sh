@@ -32,6 +32,7 @@
 #                       relative to the catalogue mean (aligndns_center: g's bias no longer steers);
 #                       aligndns-center is the default design, --sampler=hnlm
 #   aligndns16-center, aligndns64-center   the default design at M = 16 / 64, against dnsmn / dnsmn64
+#   aligndns64-center-cf   its centred e_i control at M = 64 (no text read)
 #   aligndns-center-far, aligndns-center-mild   the default design at beta = -1.0 / -0.25 (validation
 #                       screen of beta once centred)
 #   guardq80, guardq90, guardq95   catalogue veto: 20 uniform candidates, of which the first 16 not among
@@ -55,7 +56,7 @@ ARMS+=",aligndns-pos:aligndns,aligndns-far:aligndns,aligndns-perm:aligndns,align
 ARMS+=",aligndns16:aligndns,aligndns16-cf:aligndns,guardq80:guarddns,guardq90:guarddns,guardq95:guarddns"
 ARMS+=",guardq90-perm:guarddns,aligndns-both:aligndns,dnsmn64:dnsmn,aligndns64:aligndns,aligndns64-cf:aligndns"
 ARMS+=",aligndns-center:aligndns,aligndns-center-cf:aligndns,aligndns16-center:aligndns,aligndns64-center:aligndns"
-ARMS+=",aligndns-center-far:aligndns,aligndns-center-mild:aligndns"
+ARMS+=",aligndns-center-far:aligndns,aligndns-center-mild:aligndns,aligndns64-center-cf:aligndns"
 WHICH=()
 [[ "${CACHED_ONLY:-0}" == "1" ]] && WHICH+=(--cached_only)
 [[ -n "${RUN_SEEDS:-}" ]] && WHICH+=(--run_seeds "$RUN_SEEDS")
@@ -70,7 +71,8 @@ ARM_CONFIG=(dnsmn32:dnsmn_candidates=32 guarddns-inv:guarddns_invert=True semdns
   aligndns64-cf:aligndns_source=cf aligndns-center:aligndns_center=True
   aligndns-center-cf:aligndns_center=True aligndns-center-cf:aligndns_source=cf
   aligndns16-center:aligndns_candidates=16 aligndns64-center:aligndns_candidates=64
-  aligndns-center-far:aligndns_beta=-1.0 aligndns-center-mild:aligndns_beta=-0.25)
+  aligndns-center-far:aligndns_beta=-1.0 aligndns-center-mild:aligndns_beta=-0.25
+  aligndns64-center-cf:aligndns_candidates=64 aligndns64-center-cf:aligndns_source=cf)
 # aligndns_center became the yaml default after these arms ran uncentred: they pin the old value, and
 # --adopt_pinned keeps their finished cells (a cell is adopted only if nothing else about it differs)
 for arm in aligndns aligndns-pos aligndns-far aligndns-perm aligndns-cf aligndns-both aligndns16 aligndns16-cf \
