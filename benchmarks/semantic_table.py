@@ -34,6 +34,8 @@ CONTROLS = {
     "aligndns16": ("aligndns16-cf",),
     "aligndns64": ("aligndns64-cf",),
     "aligndns-center": ("aligndns-center-cf", "aligndns"),  # centred e_i alone; the uncentred text
+    "aligndns16-center": ("aligndns16",),  # the default's centring at M = 16 and 64: against uncentred
+    "aligndns64-center": ("aligndns64-center-cf", "aligndns64"),
     "semdns": ("semdns-perm",),
     "guarddns": ("guarddns-inv",),
     "guardq90": ("guardq90-perm",),
