@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from recbole.model.general_recommender import LightGCN
 
+from recbole_hnlm.models.graph import graph_of
 from recbole_hnlm.models.semantic import PluginLossMixin
 from recbole_hnlm.negatives.base import layer_mean
 from recbole_hnlm.negatives.samplers import Negatives, Propagation
@@ -21,10 +22,11 @@ class LightGCNHooks(PluginLossMixin):
 
     def layer_embeddings(self) -> list[torch.Tensor]:
         """``[E^0, E^1, ..., E^L]`` over users+items, the same operations as ``LightGCN.forward``."""
+        propagate = graph_of(self, "norm_adj_matrix")  # the adjacency as CSR: ~2.5x torch.sparse.mm on COO
         all_embeddings = self.get_ego_embeddings()
         layers = [all_embeddings]
         for _ in range(self.n_layers):
-            all_embeddings = torch.sparse.mm(self.norm_adj_matrix, all_embeddings)
+            all_embeddings = propagate(all_embeddings)
             layers.append(all_embeddings)
         return layers
 

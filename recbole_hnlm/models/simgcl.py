@@ -4,7 +4,8 @@ Yu et al., "Are Graph Augmentations Necessary? Simple Graph Contrastive Learning
 SIGIR 2022. Each layer's output gets a random perturbation ``sign(e) ⊙ normalize(Δ)·ε``; two perturbed
 views of the batch's users and positive items are contrasted with InfoNCE (temperature τ), weighted by
 λ. As in the paper, the final embedding averages layers 1..L (the ego layer is left out). RecBole core has
-no SimGCL and RecBole-GNN's needs torch_sparse; this one uses ``torch.sparse.mm``.
+no SimGCL and RecBole-GNN's needs torch_sparse; this one multiplies by the adjacency as CSR
+(:mod:`recbole_hnlm.models.graph`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from recbole.model.general_recommender import LightGCN
 
+from recbole_hnlm.models.graph import graph_of
 from recbole_hnlm.models.lightgcn import LightGCNHooks
 from recbole_hnlm.models.losses import info_nce
 from recbole_hnlm.negatives.base import layer_mean
@@ -28,10 +30,11 @@ class SimGCL(LightGCN):
         self.temperature = config["temperature"]
 
     def perturbed_layers(self, perturbed: bool) -> list[torch.Tensor]:
+        propagate = graph_of(self, "norm_adj_matrix")
         all_embeddings = self.get_ego_embeddings()
         layers = []
         for _ in range(self.n_layers):
-            all_embeddings = torch.sparse.mm(self.norm_adj_matrix, all_embeddings)
+            all_embeddings = propagate(all_embeddings)
             if perturbed:
                 noise = torch.rand_like(all_embeddings)
                 all_embeddings = (

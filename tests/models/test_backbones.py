@@ -80,8 +80,13 @@ def test_alpha_and_lambda_zero_train_exactly_like_the_plain_backbone(
     plain_total = plain_loss if not isinstance(plain_loss, tuple) else sum(plain_loss)
     plugin_total = plugin_loss if not isinstance(plugin_loss, tuple) else sum(plugin_loss)
     # Same per-batch losses; SGL's come back as (ranking, ssl) parts that RecBole sums per part in double
-    # precision, so only the epoch total's last float32 digit may differ. The weights must be identical.
+    # precision, so only the epoch total's last float32 digit may differ. The weights must be identical,
+    # except that HNLM-LightGCN propagates on a CSR copy of the adjacency (models/graph.py), whose sums
+    # run in another order than torch.sparse.mm's on COO: equal to float32 rounding.
     assert plugin_total == pytest.approx(plain_total, rel=1e-6)
     for name, value in plain_state.items():
-        assert torch.equal(value, plugin_state[name]), name
+        if plugin == "HNLMLightGCN":
+            assert torch.allclose(value, plugin_state[name], rtol=1e-5, atol=1e-7), name
+        else:
+            assert torch.equal(value, plugin_state[name]), name
     assert any(k.startswith("semantic_adapter.") for k in plugin_state)
