@@ -102,8 +102,8 @@ def main() -> None:
         ],
         "",
         "The target is on the first ratio of the store row; the last column is the store's own cost over the "
-        "plugin's backbone (which sums its layers without RecBole's stacked copy, so it is faster than "
-        "RecBole's own LightGCN).",
+        "plugin's backbone (which multiplies by the adjacency as CSR and sums its layers without RecBole's "
+        "stacked copy, so it is faster than RecBole's own LightGCN).",
         "",
         f"Target: ≤ 1.15×. Machine: {payload['machine']['platform']}, "
         f"{payload['machine']['cpu_count']} CPUs, torch {payload['machine']['torch']}, "

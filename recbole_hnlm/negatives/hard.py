@@ -104,13 +104,21 @@ class DNSMNNegatives(NegativeSampler):
     ) -> torch.Tensor:
         """``[B, N]`` columns of ``cands`` [B, M] of the N candidates the current model scores highest:
         by inner product with the user's embedding, or with ``query`` [B, d] when a sampler steers it."""
+        return self.top_columns_of(ctx, cands, [ctx.user_e if query is None else query])[0]
+
+    def top_columns_of(
+        self, ctx: NegativeContext, cands: torch.Tensor, queries: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """:meth:`top_columns` for each of ``queries`` ([B, d] each), from one gather of the candidates."""
         if self.top_n > cands.shape[1]:
             raise ValueError(
                 f"DNS(M,N) needs N <= M: dnsmn_n is {self.top_n} but there are {cands.shape[1]} candidates "
                 f"(raise {self.name}_candidates or neg_candidates)"
             )
-        query = ctx.user_e if query is None else query
-        return candidate_scores(query, ctx.propagation.item, cands).topk(self.top_n, dim=1).indices
+        with torch.no_grad():
+            stacked = torch.stack([q.detach() for q in queries], dim=2)  # [B, d, Q]
+            scores = torch.bmm(rows(ctx.propagation.item.detach(), cands), stacked)  # [B, M, Q]
+        return [scores[..., k].topk(self.top_n, dim=1).indices for k in range(len(queries))]
 
     def forward(self, ctx: NegativeContext) -> Negatives:
         cands = ctx.candidates()

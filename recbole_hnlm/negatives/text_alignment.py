@@ -71,6 +71,7 @@ class RidgeTextMap:
         self.cholesky = torch.linalg.cholesky(gram)
         self.weights: torch.Tensor | None = None
         self.mean_output: torch.Tensor | None = None  # [d] g's mean over the fitted items (float32)
+        self.outputs: torch.Tensor | None = None  # [n, d] g of every item (float32)
 
     def fit(self, targets: torch.Tensor) -> float:
         """Fit on ``targets`` [n, d] (rows ``fit_rows`` used, no gradient); returns R² on those rows."""
@@ -78,15 +79,17 @@ class RidgeTextMap:
         fitted = self.design[self.fit_rows]
         self.weights = torch.cholesky_solve(fitted.T @ target, self.cholesky)
         self.mean_output = (fitted.mean(dim=0) @ self.weights).float()  # g is affine: g(mean x) = mean g(x)
+        # g of every item once per fit: a batch then gathers B rows instead of multiplying [B, t+1] in float64
+        self.outputs = (self.design @ self.weights).float()
         residual = target - fitted @ self.weights
         total = ((target - target.mean(dim=0)) ** 2).sum()
         return float(1.0 - (residual**2).sum() / total) if total > 0 else 0.0
 
     def __call__(self, rows_: torch.Tensor) -> torch.Tensor:
         """g of the features at ``rows_`` (any shape of item ids) → ``[*rows_.shape, d]`` float32."""
-        if self.weights is None:
+        if self.outputs is None:
             raise RuntimeError("the text map g is used before its first fit")
-        return (self.design[rows_.cpu()] @ self.weights).float()
+        return self.outputs[rows_.cpu()]
 
 
 class TextAlignedDNSNegatives(DNSMNNegatives):
@@ -118,6 +121,7 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         self.fit_rows: torch.Tensor | None = None  # the training split's items, g's fitting rows
         self.query_row: torch.Tensor | None = None  # item id -> the item whose text is its query
         self.fitted_epoch: int | None = None
+        self.text_direction: torch.Tensor | None = None  # [n, d] item id -> unit ĝ(text) of its query item
         self.fit_r2: dict[int, float] = {}
         self.changed_picks = EpochShare()  # picks the text changed against DNS(M,N)'s
 
@@ -139,6 +143,10 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         if due:
             self.fit_r2[epoch] = round(self.text_map.fit(items), 4)
             self.fitted_epoch = epoch
+            text = self.text_map(self.query_row)
+            if self.center:
+                text = text - self.text_map.mean_output
+            self.text_direction = F.normalize(text, dim=1).to(items.device)
 
     def steered_query(self, ctx: NegativeContext) -> torch.Tensor:
         """``[B, d]`` e_u + β‖e_u‖ ĝ(text(i)) (ê_i with ``aligndns_source: cf``, ê_i + ĝ(text(i)) with
@@ -155,10 +163,9 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
                 pos = pos - torch.index_select(items, 0, self.fit_rows.to(items.device)).mean(dim=0)
             placed += F.normalize(pos, dim=1)
         if self.source in ("text", "both"):
-            text = self.text_map(self.query_row[ctx.pos_items.cpu()]).to(user.device)
-            if self.center:
-                text = text - self.text_map.mean_output.to(user.device)
-            placed += F.normalize(text, dim=1)
+            if self.text_direction is None:
+                raise RuntimeError("aligndns steers by g(text) before g's first fit (refit runs in training)")
+            placed += torch.index_select(self.text_direction, 0, ctx.pos_items)
         return user + self.beta * user.norm(dim=1, keepdim=True) * F.normalize(placed, dim=1)
 
     def forward(self, ctx: NegativeContext) -> Negatives:
@@ -166,11 +173,12 @@ class TextAlignedDNSNegatives(DNSMNNegatives):
         item = ctx.propagation.item
         if self.training:
             self.refit(ctx.epoch, item)
-        top = self.top_columns(ctx, cands, self.steered_query(ctx))
-        if self.training:
-            plain = self.top_columns(ctx, cands)
+        if self.training:  # both rankings from one gather of the candidates: the plain one for the report
+            top, plain = self.top_columns_of(ctx, cands, [self.steered_query(ctx), ctx.user_e])
             same = (top.unsqueeze(2) == plain.unsqueeze(1)).any(dim=2)
             self.changed_picks.add(ctx.epoch, int((~same).sum()), top.numel())
+        else:
+            top = self.top_columns(ctx, cands, self.steered_query(ctx))
         ids = pick(cands, top)
         return Negatives(emb=rows(item, ids), ids=ids)
 

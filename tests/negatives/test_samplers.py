@@ -75,6 +75,18 @@ def test_dnsmn_returns_the_top_n_and_checks_n_le_m():
         build("dnsmn", dnsmn_n=5)(make_ctx([[2, 3, 1, 4], [1, 3, 4, 5]]))
 
 
+def test_dnsmn_ranks_several_queries_from_one_gather_as_it_ranks_each():
+    sampler = build("dnsmn", dnsmn_n=2)
+    ctx = make_ctx([[2, 3, 1, 4], [2, 3, 4, 5]])
+    other = torch.tensor([[0.1, 1.0], [-1.0, 0.0]])  # two other queries, one per row
+    plain, steered = sampler.top_columns_of(ctx, ctx.candidates(), [ctx.user_e, other])
+    assert torch.equal(plain, sampler.top_columns(ctx, ctx.candidates()))
+    assert torch.equal(steered, sampler.top_columns(ctx, ctx.candidates(), other))
+    # row 1 by (0.1, 1): items 2, 3, 1, 4 score 5.1, -0.8, 0.3, -0.1 -> columns 0, 2;
+    # row 2 by (-1, 0): items 2, 3, 4, 5 score -1, -2, 1, -0.5 -> columns 2, 3
+    assert steered.tolist() == [[0, 2], [2, 3]]
+
+
 def test_ahns_picks_the_candidate_closest_to_the_target_hardness():
     # s_pos = u·item5: user 1 -> 0.5, user 2 -> 0.5; target = beta * (0.5 + alpha)^(p+1)
     sampler = build("ahns", ahns_alpha=1.5, ahns_beta=2.0, ahns_p=-2)  # 2 * (2)^-1 = 1.0
