@@ -11,7 +11,8 @@ A method is one of three kinds:
 
 ``hnlm`` is no method of its own: it names the project's default semantic design, the method it
 :attr:`~Method.stands_for` (``aligndns``, chosen on validation by the rule in the README), and takes that
-method's kind and config.
+method's kind and config, with the design's own settings (:attr:`~Method.design`: ``aligndns_candidates``
+from ``hnlm_candidates``) wherever the run does not give those keys itself.
 
 This module imports nothing (``recbole-hnlm train --help`` lists the names without torch). Adding a
 sampler: its class (a :class:`~recbole_hnlm.negatives.base.NegativeSampler` whose ``name`` is the
@@ -37,6 +38,9 @@ class Method:
     kind: str
     sampler_class: str | None = None  # "module:Class" of a hard method's sampler
     stands_for: str | None = None  # an alias's method (``hnlm``: the default design)
+    # an alias's own settings of its method: (key, the yaml key holding its value), applied where the run
+    # does not give the key itself (``quick_start.build_run_config``)
+    design: tuple[tuple[str, str], ...] = ()
     semantic: bool = False  # negatives chosen with text (a store's, or item text's): never a baseline
 
     def config(self) -> dict[str, Any]:
@@ -78,9 +82,19 @@ _add(Method("rlmrec-con", ALIGNMENT))
 _add(Method("rlmrec-gen", ALIGNMENT))
 
 # the default semantic design: the README's rule (the best validation NDCG@20 among the designs measured on
-# every converged grid) chose item-anchored alignment; moving the default is this one line
+# every converged grid) chose item-anchored alignment at its own pool size (hnlm_candidates in
+# properties/overall.yaml); moving the default is this line and that key
 DEFAULT_DESIGN = "aligndns"
-_add(Method("hnlm", METHODS[DEFAULT_DESIGN].kind, stands_for=DEFAULT_DESIGN, semantic=True))
+DEFAULT_DESIGN_SETTINGS = (("aligndns_candidates", "hnlm_candidates"),)
+_add(
+    Method(
+        "hnlm",
+        METHODS[DEFAULT_DESIGN].kind,
+        stands_for=DEFAULT_DESIGN,
+        design=DEFAULT_DESIGN_SETTINGS,
+        semantic=True,
+    )
+)
 
 
 def names(kind: str | None = None, aliases: bool = True) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from recbole.utils import get_model, init_seed
 
 from recbole_hnlm import compat, methods
 from recbole_hnlm.config import HNLMConfig, install, make_config
+from recbole_hnlm.config_values import config_value
 from recbole_hnlm.distributed import DDPOptions, check_gpu_ids, launch
 from recbole_hnlm.io import atomic_write_json
 from recbole_hnlm.negatives.samplers import sampler_class
@@ -52,6 +53,18 @@ def sampler_overrides(sampler: str, negatives: str | None) -> dict[str, Any]:
     if negatives:
         overrides["semantic_negatives"] = str(Path(negatives).resolve())
     return overrides
+
+
+def design_settings(sampler: str, config: HNLMConfig) -> dict[str, Any]:
+    """What an alias sets of its method's config (:attr:`methods.Method.design`, e.g. ``hnlm``'s pool
+    size) for the keys this run does not give itself, on the command line, in ``config_dict`` or in a
+    config file."""
+    given = {**config.file_config_dict, **config.variable_config_dict, **config.cmd_config_dict}
+    return {
+        key: config_value(config, source)
+        for key, source in methods.method(sampler).design
+        if key not in given
+    }
 
 
 def ensure_store(sampler: str, config: HNLMConfig) -> Path:
@@ -88,6 +101,10 @@ def build_run_config(
     """
     merged = {**(overrides or {}), **sampler_overrides(sampler, negatives)}
     config = make_config(model_name, dataset, config_files, merged)
+    design = design_settings(sampler, config)
+    if design:
+        merged.update(design)
+        config = make_config(model_name, dataset, config_files, merged)
     store = negatives
     if methods.kind_of(sampler) == methods.STORE and not negatives:
         store = str(ensure_store(sampler, config))

@@ -22,7 +22,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="SAMPLER",
         help=(
             f"where the negatives come from: {', '.join(methods.names())} (recbole_hnlm/methods.py; "
-            f"hnlm: the default semantic design, {methods.DEFAULT_DESIGN})"
+            f"hnlm: the default semantic design, {methods.DEFAULT_DESIGN} at M = hnlm_candidates)"
         ),
     )
     parser.add_argument("--negatives", default=None, help="a semantic-negative store folder")

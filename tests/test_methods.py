@@ -54,6 +54,8 @@ def test_hnlm_names_the_default_design_and_takes_its_kind_and_config():
     assert alias.stands_for == "aligndns" and alias.kind == default.kind == methods.HARD
     assert alias.config() == default.config() == {"neg_sampler": "aligndns"}
     assert "hnlm" not in SAMPLERS  # no sampler class of its own: the config names aligndns's
+    # with its own pool size, a key of its own in properties/ (quick_start.design_settings applies it)
+    assert alias.design == (("aligndns_candidates", "hnlm_candidates"),) and default.design == ()
 
 
 def test_only_the_classic_samplers_are_baselines():

@@ -10,9 +10,10 @@ import pytest
 
 from recbole_hnlm.cli import main
 from recbole_hnlm.config import make_config
+from recbole_hnlm.config_values import default_of
 from recbole_hnlm.data.splits import interaction_tokens, load_split
 from recbole_hnlm.negatives.dataloader import MissingNegativesError
-from recbole_hnlm.quick_start import run_hnlm, sampler_overrides
+from recbole_hnlm.quick_start import design_settings, run_hnlm, sampler_overrides
 from tests.conftest import FAST, REPO, build_store_for
 
 
@@ -45,6 +46,19 @@ def test_sampler_overrides():
     assert sampler_overrides("hnlm", None) == {"neg_sampler": "aligndns"}  # the default design
     with pytest.raises(ValueError, match="--sampler must be one of"):
         sampler_overrides("magic", None)
+
+
+def test_the_default_design_sets_its_pool_size_unless_the_run_gives_one(tmp_path):
+    def design(sampler="hnlm", files=None, **given):
+        config = make_config("HNLMLightGCN", "ml-100k", files, {"state": "ERROR", **given})
+        return design_settings(sampler, config)
+
+    assert design() == {"aligndns_candidates": default_of("hnlm_candidates")} == {"aligndns_candidates": 16}
+    assert design(hnlm_candidates=64) == {"aligndns_candidates": 64}
+    assert design(aligndns_candidates=8) == {}  # the run's own value stands
+    (tmp_path / "run.yaml").write_text("aligndns_candidates: 24\n")
+    assert design(files=[str(tmp_path / "run.yaml")]) == {}  # a config file's too
+    assert design("aligndns") == {} and design("dnsmn") == {}  # only the alias has a design of its own
 
 
 def test_cli_rejects_malformed_overrides(capsys):
