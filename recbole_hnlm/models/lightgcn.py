@@ -22,7 +22,7 @@ class LightGCNHooks(PluginLossMixin):
 
     def layer_embeddings(self) -> list[torch.Tensor]:
         """``[E^0, E^1, ..., E^L]`` over users+items, the same operations as ``LightGCN.forward``."""
-        propagate = graph_of(self, "norm_adj_matrix")  # the adjacency as CSR: ~2.5x torch.sparse.mm on COO
+        propagate = graph_of(self, "norm_adj_matrix")  # the adjacency as CSR (models/graph.py says why)
         all_embeddings = self.get_ego_embeddings()
         layers = [all_embeddings]
         for _ in range(self.n_layers):
